@@ -1,0 +1,23 @@
+"""SNS topics: lifecycle events and detections, encrypted with the stack's key, TLS only."""
+
+from __future__ import annotations
+
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sns_subscriptions as subscriptions
+from constructs import Construct
+
+from lambdas.common.settings import AppSettings
+
+
+class Notifications(Construct):
+    def __init__(self, scope: Construct, construct_id: str, *, settings: AppSettings, key: kms.IKey) -> None:
+        super().__init__(scope, construct_id)
+        self.lifecycle_topic = self._topic("Lifecycle", "Custom Labels Autopilot lifecycle events", key)
+        self.detections_topic = self._topic("Detections", "Custom Labels Autopilot detections", key)
+        if settings.notification_email:
+            self.lifecycle_topic.add_subscription(subscriptions.EmailSubscription(settings.notification_email))
+
+    def _topic(self, construct_id: str, display_name: str, key: kms.IKey) -> sns.Topic:
+        topic = sns.Topic(self, construct_id, display_name=display_name, master_key=key, enforce_ssl=True)
+        return topic

@@ -1,0 +1,132 @@
+"""The data bucket, the state and idempotency tables, the settings parameter and the KMS key."""
+
+from __future__ import annotations
+
+from aws_cdk import Duration, RemovalPolicy, Stack
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_ssm as ssm
+from constructs import Construct
+
+from lambdas.common.constants import STATE_PK, STATE_SK, STATE_TTL_ATTRIBUTE
+from lambdas.common.settings import AppSettings
+
+
+class Storage(Construct):
+    def __init__(self, scope: Construct, construct_id: str, *, settings: AppSettings) -> None:
+        super().__init__(scope, construct_id)
+
+        # One customer-managed key for topics and queues: SNS and SQS encryption that S3,
+        # EventBridge and CloudWatch alarms can still publish to.
+        self.key = kms.Key(
+            self,
+            "Key",
+            enable_key_rotation=True,
+            description="Encrypts the autopilot topics, queues and tables",
+            removal_policy=RemovalPolicy.DESTROY,
+        )
+        for principal in ("s3.amazonaws.com", "cloudwatch.amazonaws.com", "events.amazonaws.com"):
+            self.key.grant(iam.ServicePrincipal(principal), "kms:Decrypt", "kms:GenerateDataKey*")
+
+        self.access_logs = s3.Bucket(
+            self,
+            "AccessLogs",
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            encryption=s3.BucketEncryption.S3_MANAGED,
+            enforce_ssl=True,
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_PREFERRED,
+            lifecycle_rules=[s3.LifecycleRule(expiration=Duration.days(90))],
+            removal_policy=RemovalPolicy.RETAIN,
+        )
+
+        # Images, manifests, results and training output. SSE-S3 so that Rekognition, which
+        # reads images with the caller's credentials, needs no KMS grant.
+        self.bucket = s3.Bucket(
+            self,
+            "Data",
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            encryption=s3.BucketEncryption.S3_MANAGED,
+            enforce_ssl=True,
+            versioned=True,
+            server_access_logs_bucket=self.access_logs,
+            server_access_logs_prefix="data/",
+            lifecycle_rules=[s3.LifecycleRule(noncurrent_version_expiration=Duration.days(30))],
+            removal_policy=RemovalPolicy.RETAIN,
+        )
+        self._grant_rekognition_service(self.bucket)
+
+        self.state_table = dynamodb.TableV2(
+            self,
+            "State",
+            partition_key=dynamodb.Attribute(name=STATE_PK, type=dynamodb.AttributeType.STRING),
+            sort_key=dynamodb.Attribute(name=STATE_SK, type=dynamodb.AttributeType.STRING),
+            billing=dynamodb.Billing.on_demand(),
+            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
+                point_in_time_recovery_enabled=True
+            ),
+            encryption=dynamodb.TableEncryptionV2.aws_managed_key(),
+            removal_policy=RemovalPolicy.RETAIN,
+        )
+        # Powertools idempotency records: key "id", TTL "expiration".
+        self.idempotency_table = dynamodb.TableV2(
+            self,
+            "Idempotency",
+            partition_key=dynamodb.Attribute(name="id", type=dynamodb.AttributeType.STRING),
+            time_to_live_attribute="expiration",
+            billing=dynamodb.Billing.on_demand(),
+            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
+                point_in_time_recovery_enabled=True
+            ),
+            encryption=dynamodb.TableEncryptionV2.aws_managed_key(),
+            removal_policy=RemovalPolicy.DESTROY,
+        )
+        _ = STATE_TTL_ATTRIBUTE  # state items do not expire; the name is reserved for callers
+
+        self.settings_parameter = ssm.StringParameter(
+            self,
+            "Settings",
+            description="Custom Labels Autopilot settings (cdk.json context, merged per project)",
+            string_value=settings.to_json(),
+            tier=ssm.ParameterTier.STANDARD if len(settings.to_json()) < 4000 else ssm.ParameterTier.ADVANCED,
+        )
+
+    def _grant_rekognition_service(self, bucket: s3.Bucket) -> None:
+        """Bucket policy the rekognition service principal needs for datasets and training output."""
+        stack = Stack.of(self)
+        principal = iam.ServicePrincipal("rekognition.amazonaws.com")
+        condition = {"StringEquals": {"aws:SourceAccount": stack.account}}
+        bucket.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="RekognitionBucketAccess",
+                principals=[principal],
+                actions=["s3:GetBucketAcl", "s3:GetBucketLocation"],
+                resources=[bucket.bucket_arn],
+                conditions=condition,
+            )
+        )
+        bucket.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="RekognitionReadImages",
+                principals=[principal],
+                actions=["s3:GetObject", "s3:GetObjectAcl", "s3:GetObjectVersion", "s3:GetObjectTagging"],
+                resources=[bucket.arn_for_objects("*")],
+                conditions=condition,
+            )
+        )
+        bucket.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="RekognitionWriteTrainingOutput",
+                principals=[principal],
+                actions=["s3:PutObject"],
+                resources=[bucket.arn_for_objects("*/training-output/*")],
+                conditions={
+                    **condition,
+                    "StringEquals": {
+                        "aws:SourceAccount": stack.account,
+                        "s3:x-amz-acl": "bucket-owner-full-control",
+                    },
+                },
+            )
+        )

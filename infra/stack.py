@@ -1,0 +1,43 @@
+"""The one stack: composes one construct per concern, nothing else."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_cdk import Stack
+from constructs import Construct
+
+from infra.constructs.detection import Detection
+from infra.constructs.ingestion import Ingestion
+from infra.constructs.monitoring import Monitoring
+from infra.constructs.notifications import Notifications
+from infra.constructs.serving import Serving
+from infra.constructs.storage import Storage
+from infra.constructs.training import Training
+from lambdas.common.settings import AppSettings
+
+
+class AutopilotStack(Stack):
+    def __init__(self, scope: Construct, construct_id: str, *, settings: AppSettings, **kwargs: Any) -> None:
+        super().__init__(scope, construct_id, **kwargs)
+        self.settings = settings
+        self.storage = Storage(self, "Storage", settings=settings)
+        self.notifications = Notifications(self, "Notifications", settings=settings, key=self.storage.key)
+        self.ingestion = Ingestion(
+            self, "Ingestion", settings=settings, storage=self.storage, notifications=self.notifications
+        )
+        self.training = Training(
+            self, "Training", settings=settings, storage=self.storage, notifications=self.notifications
+        )
+        self.serving = Serving(
+            self, "Serving", settings=settings, storage=self.storage, notifications=self.notifications
+        )
+        self.detection = Detection(
+            self,
+            "Detection",
+            settings=settings,
+            storage=self.storage,
+            notifications=self.notifications,
+            serving=self.serving,
+        )
+        self.monitoring = Monitoring(self, "Monitoring", settings=settings, stack=self)

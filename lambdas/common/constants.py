@@ -1,0 +1,103 @@
+"""Names shared by the CDK stack, the Lambda handlers, the local runtime and the tests.
+
+One source of truth: infra builds filters and environment variables from these, the handlers
+parse keys and read the environment with them, and the tests import them instead of repeating
+literals.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+# ---------------------------------------------------------------------------
+# S3 layout: every key starts with "<project>/" followed by one of these folders.
+# ---------------------------------------------------------------------------
+TRAIN_FOLDER: Final = "train"  # <project>/train/<label>/<file>
+TEST_FOLDER: Final = "test"  # <project>/test/<label>/<file>
+MANIFESTS_FOLDER: Final = "manifests"  # <project>/manifests/(train|test)/<name>.manifest
+INFERENCE_FOLDER: Final = "inference"  # <project>/inference/<anything>
+RESULTS_FOLDER: Final = "results"  # <project>/results/<inference key>.json
+REVIEW_FOLDER: Final = "review"  # <project>/review/<inference key>
+TRAINING_OUTPUT_FOLDER: Final = "training-output"  # OutputConfig.S3KeyPrefix of every version
+
+MANIFEST_SUFFIX: Final = ".manifest"
+IMAGE_SUFFIXES: Final = (".jpg", ".jpeg", ".png")
+
+# Ingestion listens on these folders, detection on INFERENCE_FOLDER. The stack creates one S3
+# notification per (configured project, folder) pair: prefix "<project>/<folder>/".
+INGESTION_FOLDERS: Final = (TRAIN_FOLDER, TEST_FOLDER, MANIFESTS_FOLDER)
+DETECTION_FOLDERS: Final = (INFERENCE_FOLDER,)
+
+# Rekognition dataset types, by folder.
+DATASET_TYPE_BY_FOLDER: Final = {TRAIN_FOLDER: "TRAIN", TEST_FOLDER: "TEST"}
+
+# ---------------------------------------------------------------------------
+# Environment variables read by the handlers (validated by pydantic models in each handler).
+# ---------------------------------------------------------------------------
+ENV_BUCKET: Final = "BUCKET_NAME"
+ENV_LIFECYCLE_TOPIC: Final = "LIFECYCLE_TOPIC_ARN"
+ENV_DETECTIONS_TOPIC: Final = "DETECTIONS_TOPIC_ARN"
+ENV_STATE_TABLE: Final = "STATE_TABLE_NAME"
+ENV_IDEMPOTENCY_TABLE: Final = "IDEMPOTENCY_TABLE_NAME"
+ENV_SETTINGS_PARAMETER: Final = "SETTINGS_PARAMETER_NAME"
+ENV_TRAINING_STATE_MACHINE: Final = "TRAINING_STATE_MACHINE_ARN"
+ENV_MODEL_CONTROL_STATE_MACHINE: Final = "MODEL_CONTROL_STATE_MACHINE_ARN"
+ENV_DETECTION_QUEUE_URL: Final = "DETECTION_QUEUE_URL"
+ENV_EVENT_BUS: Final = "EVENT_BUS_NAME"
+
+# ---------------------------------------------------------------------------
+# State table (DynamoDB, single table). Partition key "pk" = "PROJECT#<name>", sort key "sk"
+# = one of the item kinds below.
+# ---------------------------------------------------------------------------
+STATE_PK: Final = "pk"
+STATE_SK: Final = "sk"
+STATE_TTL_ATTRIBUTE: Final = "expires_at"
+PROJECT_PK_PREFIX: Final = "PROJECT#"
+ITEM_PRODUCTION: Final = "PRODUCTION"  # the promoted version, its F1 and dataset snapshot
+ITEM_TRAINING: Final = "TRAINING"  # the in-flight training lock and last-trained counts
+ITEM_SERVING: Final = "SERVING"  # model controller state: last detection, override, transition
+
+# ---------------------------------------------------------------------------
+# Events. Lifecycle messages on the lifecycle topic carry message attributes
+# "event_type" and "project"; detections carry the attributes in DETECTION_ATTRIBUTES.
+# ---------------------------------------------------------------------------
+EVENT_SOURCE: Final = "custom-labels-autopilot"
+ATTR_EVENT_TYPE: Final = "event_type"
+ATTR_PROJECT: Final = "project"
+
+EVENT_ENTRIES_APPLIED: Final = "entries.applied"
+EVENT_ENTRIES_REJECTED: Final = "entries.rejected"
+EVENT_PROJECT_CREATED: Final = "project.created"
+EVENT_TRAINING_SKIPPED: Final = "training.skipped"
+EVENT_TRAINING_STARTED: Final = "training.started"
+EVENT_TRAINING_COMPLETED: Final = "training.completed"
+EVENT_TRAINING_FAILED: Final = "training.failed"
+EVENT_VERSION_PROMOTED: Final = "version.promoted"
+EVENT_VERSION_REJECTED: Final = "version.rejected"
+EVENT_VERSION_DELETED: Final = "version.deleted"
+EVENT_MODEL_STARTING: Final = "model.starting"
+EVENT_MODEL_RUNNING: Final = "model.running"
+EVENT_MODEL_START_FAILED: Final = "model.start_failed"
+EVENT_MODEL_STOPPING: Final = "model.stopping"
+EVENT_MODEL_STOPPED: Final = "model.stopped"
+
+# EventBridge detail-types for on-demand triggers (sent by the CLI, received by the stack).
+DETAIL_TYPE_TRAIN_REQUESTED: Final = "Autopilot Training Requested"
+DETAIL_TYPE_MODEL_CONTROL_REQUESTED: Final = "Autopilot Model Control Requested"
+
+# Detection message attributes.
+ATTR_TOP_LABEL: Final = "top_label"
+ATTR_CONFIDENCE: Final = "confidence"
+ATTR_STATUS: Final = "status"
+DETECTION_STATUS_OK: Final = "CLASSIFIED"
+DETECTION_STATUS_NO_LABEL: Final = "NO_LABEL"
+DETECTION_STATUS_ERROR: Final = "ERROR"
+
+# ---------------------------------------------------------------------------
+# Rekognition
+# ---------------------------------------------------------------------------
+FEATURE_CUSTOM_LABELS: Final = "CUSTOM_LABELS"
+FEATURE_CONTENT_MODERATION: Final = "CONTENT_MODERATION"
+UPDATE_ENTRIES_MAX_BYTES: Final = 5 * 1024 * 1024  # Changes.GroundTruth must stay under this
+REKOGNITION_MAX_RESULTS: Final = 100  # List*/Describe* page size ceiling
+VERSION_TAG_MANAGED_BY: Final = "managed-by"

@@ -1,0 +1,146 @@
+"""Application settings: one pydantic model, read from cdk.json context by the stack and from an
+SSM parameter (the same JSON, resolved per project) by the handlers and the local runtime.
+
+cdk.json context shape::
+
+    "projects": {
+        "defaults": { ...ProjectSettings fields... },
+        "<project name>": { ...overrides of the defaults... }
+    },
+    "notification_email": "ops@example.com" | null,
+    "controller_rate_minutes": 1
+
+Every project that may appear as the first folder of an S3 key must be listed: the stack
+scopes notifications and IAM to the listed names.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+PROJECT_NAME_PATTERN = re.compile(r"^[a-zA-Z0-9_.\-]{1,255}$")
+DEFAULTS_KEY = "defaults"
+
+
+class ServingWindow(BaseModel):
+    """A period during which the model is kept running even without work.
+
+    `cron` uses the six-field EventBridge form without the ``cron(...)`` wrapper, evaluated in
+    UTC: minutes hours day-of-month month day-of-week year, e.g. "0 8 ? * MON-FRI *".
+    The window opens at each match and lasts `minutes`.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    cron: str
+    minutes: int = Field(gt=0, le=24 * 60 * 7)
+
+
+class ProjectSettings(BaseModel):
+    """Per-project behaviour. Every field has a default; cdk.json overrides any of them."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    feature: Literal["CUSTOM_LABELS", "CONTENT_MODERATION"] = "CUSTOM_LABELS"
+
+    # --- training (issue: hands-off training) ---
+    training_schedule: str = Field(
+        default="cron(0 3 * * ? *)", description="EventBridge Scheduler expression for training checks"
+    )
+    min_new_labeled_entries: int = Field(default=50, ge=0)
+    f1_floor: float = Field(default=0.8, ge=0, le=1)
+    promotion_margin: float = Field(default=0.0, ge=0, le=1)
+    retain_versions: int = Field(default=3, ge=1, le=50)
+    training_poll_seconds: int = Field(default=300, ge=1, le=3600)
+    training_timeout_hours: int = Field(default=24, ge=1, le=72)
+    moderation_confidence_threshold: float | None = Field(default=None, ge=0, le=100)
+
+    # --- serving (issue: model serving control) ---
+    min_inference_units: int = Field(default=1, ge=1)
+    max_inference_units: int | None = Field(default=None, ge=1)
+    idle_minutes: int = Field(default=15, ge=1)
+    serving_windows: tuple[ServingWindow, ...] = ()
+    start_retry_limit: int = Field(default=2, ge=0, le=10)
+    model_poll_seconds: int = Field(default=60, ge=1, le=900)
+
+    # --- detection ---
+    min_confidence: float | None = Field(
+        default=None, ge=0, le=100, description="None: each label's assumed threshold applies"
+    )
+    max_results: int = Field(default=10, ge=1, le=1000)
+    review_confidence: float | None = Field(
+        default=60.0, ge=0, le=100, description="results whose top confidence is below go to review/"
+    )
+
+    @model_validator(mode="after")
+    def _units_consistent(self) -> ProjectSettings:
+        if self.max_inference_units is not None and self.max_inference_units < self.min_inference_units:
+            raise ValueError("max_inference_units must be >= min_inference_units")
+        return self
+
+
+class AppSettings(BaseModel):
+    """Everything the application is configured with, projects already merged with defaults."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    projects: dict[str, ProjectSettings]
+    notification_email: str | None = None
+    controller_rate_minutes: int = Field(default=1, ge=1, le=60)
+
+    @field_validator("projects")
+    @classmethod
+    def _names_valid(cls, projects: dict[str, ProjectSettings]) -> dict[str, ProjectSettings]:
+        if not projects:
+            raise ValueError("configure at least one project under context 'projects'")
+        for name in projects:
+            if not PROJECT_NAME_PATTERN.match(name):
+                raise ValueError(
+                    f"project name {name!r} must be 1-255 characters of letters, digits, '_', '.', '-'"
+                )
+        return projects
+
+    def project(self, name: str) -> ProjectSettings:
+        try:
+            return self.projects[name]
+        except KeyError:
+            known = ", ".join(sorted(self.projects))
+            raise UnknownProjectError(
+                f"project {name!r} is not configured (known: {known}); add it under context 'projects' "
+                "in cdk.json and deploy"
+            ) from None
+
+    def to_json(self) -> str:
+        return self.model_dump_json()
+
+    @classmethod
+    def from_json(cls, raw: str) -> AppSettings:
+        return cls.model_validate_json(raw)
+
+
+class UnknownProjectError(KeyError):
+    def __str__(self) -> str:  # KeyError quotes its message; keep it readable
+        return str(self.args[0])
+
+
+def settings_from_context(context: dict[str, Any]) -> AppSettings:
+    """Merges `projects.defaults` into every project entry and validates the result."""
+    raw_projects = dict(context.get("projects") or {})
+    defaults = raw_projects.pop(DEFAULTS_KEY, {}) or {}
+    merged = {name: {**defaults, **(overrides or {})} for name, overrides in raw_projects.items()}
+    return AppSettings.model_validate(
+        {
+            "projects": merged,
+            "notification_email": context.get("notification_email"),
+            "controller_rate_minutes": context.get("controller_rate_minutes", 1),
+        }
+    )
+
+
+def load_cdk_context(path: str) -> dict[str, Any]:
+    with open(path, encoding="utf-8") as handle:
+        return dict(json.load(handle).get("context", {}))

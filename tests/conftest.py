@@ -1,0 +1,26 @@
+"""Test-wide safety: fake credentials, a fixed region, no tracing, no real AWS.
+
+Every test runs with dummy credentials so a mistake can never reach a real account; moto or
+the local engine answer instead.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.update(
+    {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SECURITY_TOKEN": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_REGION": "us-east-1",
+        "POWERTOOLS_TRACE_DISABLED": "1",
+        "POWERTOOLS_METRICS_NAMESPACE": "CustomLabelsAutopilotTests",
+        "POWERTOOLS_SERVICE_NAME": "tests",
+        "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20",
+    }
+)
+for _name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_REKOGNITION"):
+    os.environ.pop(_name, None)

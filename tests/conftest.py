@@ -24,3 +24,22 @@ os.environ.update(
 )
 for _name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_REKOGNITION"):
     os.environ.pop(_name, None)
+
+
+# ---------------------------------------------------------------------------
+# The local Rekognition Custom Labels engine, on a free port, for one test.
+# ---------------------------------------------------------------------------
+import pytest  # noqa: E402
+
+
+@pytest.fixture
+def engine():
+    """A running engine (time scale 0.01); AWS_ENDPOINT_URL_REKOGNITION points at it during the test.
+
+    ``engine.url``, ``engine.faults`` (fault injection), ``engine.client()`` (a boto3 client).
+    Start ``mock_aws()`` in the test (or a fixture) for the S3 bucket the engine reads images from.
+    """
+    from autopilot.engine.testing import running_engine
+
+    with running_engine(time_scale=0.01) as running:
+        yield running

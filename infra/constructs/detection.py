@@ -1,12 +1,231 @@
-"""PLACEHOLDER: replaced by the detection work. Keeps the stack composable meanwhile."""
+"""Event-based detection: S3 `<project>/inference/` notifications -> SQS (KMS, DLQ) -> Lambda.
+
+The handler classifies with the production version, publishes results on the detections topic and
+writes them under `<project>/results/`. Images that arrive while the model is stopped go back to
+the queue with a delay (no receive count spent) and ask the model controller for a start.
+"""
 
 from __future__ import annotations
 
-from typing import Any
-
+from aws_cdk import Acknowledgment, Duration, Stack, Validations
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda_event_sources as event_sources
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_s3_notifications as s3n
+from aws_cdk import aws_sqs as sqs
 from constructs import Construct
+
+from infra.constructs.function import AutopilotFunction
+from infra.constructs.notifications import Notifications
+from infra.constructs.serving import Serving
+from infra.constructs.storage import Storage
+from lambdas.common.constants import (
+    ENV_DETECTION_QUEUE_URL,
+    ENV_DETECTIONS_TOPIC,
+    ENV_EVENT_BUS,
+    ENV_IDEMPOTENCY_TABLE,
+    ENV_SETTINGS_PARAMETER,
+    ENV_STATE_TABLE,
+    FEATURE_CONTENT_MODERATION,
+    FEATURE_CUSTOM_LABELS,
+    INFERENCE_FOLDER,
+    RESULTS_FOLDER,
+    REVIEW_FOLDER,
+)
+from lambdas.common.settings import AppSettings
+
+HANDLER_TIMEOUT = Duration.seconds(60)
+MAX_RECEIVE_COUNT = 5
+# Rekognition serves about 5 TPS per inference unit; a few concurrent batches keep a model busy
+# without turning every burst into throttling.
+MAX_CONCURRENCY = 5
 
 
 class Detection(Construct):
-    def __init__(self, scope: Construct, construct_id: str, **_: Any) -> None:
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        settings: AppSettings,
+        storage: Storage,
+        notifications: Notifications,
+        serving: Serving,
+    ) -> None:
         super().__init__(scope, construct_id)
+        stack = Stack.of(self)
+        projects = sorted(settings.projects)
+
+        self.dlq = sqs.Queue(
+            self,
+            "DeadLetters",
+            encryption=sqs.QueueEncryption.KMS,
+            encryption_master_key=storage.key,
+            enforce_ssl=True,
+            retention_period=Duration.days(14),
+        )
+        self.queue = sqs.Queue(
+            self,
+            "Queue",
+            encryption=sqs.QueueEncryption.KMS,
+            encryption_master_key=storage.key,
+            enforce_ssl=True,
+            visibility_timeout=Duration.seconds(HANDLER_TIMEOUT.to_seconds() * 6),
+            retention_period=Duration.days(4),
+            dead_letter_queue=sqs.DeadLetterQueue(queue=self.dlq, max_receive_count=MAX_RECEIVE_COUNT),
+        )
+        Validations.of(self.dlq).acknowledge(
+            Acknowledgment(
+                id="AwsSolutions::AwsSolutions-SQS3", reason="This queue is the dead-letter queue."
+            )
+        )
+        self.dlq_alarm = cloudwatch.Alarm(
+            self,
+            "DeadLettersAlarm",
+            alarm_description="Detection messages reached the dead-letter queue; inspect and redrive them",
+            metric=self.dlq.metric_approximate_number_of_messages_visible(period=Duration.minutes(5)),
+            threshold=0,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+            evaluation_periods=1,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )
+        self.dlq_alarm.add_alarm_action(cloudwatch_actions.SnsAction(notifications.lifecycle_topic))
+
+        for project in projects:
+            storage.bucket.add_event_notification(
+                s3.EventType.OBJECT_CREATED,
+                s3n.SqsDestination(self.queue),
+                s3.NotificationKeyFilter(prefix=f"{project}/{INFERENCE_FOLDER}/"),
+            )
+
+        _acknowledge_notifications_handler(stack)
+
+        self.handler = AutopilotFunction(
+            self,
+            "Handler",
+            handler="lambdas.detection.handler.handle",
+            description="event-based detection of images under <project>/inference/",
+            environment={
+                ENV_DETECTIONS_TOPIC: notifications.detections_topic.topic_arn,
+                ENV_STATE_TABLE: storage.state_table.table_name,
+                ENV_IDEMPOTENCY_TABLE: storage.idempotency_table.table_name,
+                ENV_DETECTION_QUEUE_URL: self.queue.queue_url,
+                ENV_EVENT_BUS: "default",
+                ENV_SETTINGS_PARAMETER: storage.settings_parameter.parameter_name,
+            },
+            timeout=HANDLER_TIMEOUT,
+            memory_size=512,
+        )
+        self.functions = [self.handler]
+        self.handler.function.add_event_source(
+            event_sources.SqsEventSource(
+                self.queue,
+                batch_size=10,
+                max_batching_window=Duration.seconds(5),
+                report_batch_item_failures=True,
+                max_concurrency=MAX_CONCURRENCY,
+            )
+        )
+        self._grant(settings, storage, notifications, stack)
+
+        # The controller measures the backlog on this queue.
+        serving.controller.function.add_environment(ENV_DETECTION_QUEUE_URL, self.queue.queue_url)
+        self.queue.grant(serving.controller.role, "sqs:GetQueueAttributes")
+
+    def _grant(
+        self, settings: AppSettings, storage: Storage, notifications: Notifications, stack: Stack
+    ) -> None:
+        role = self.handler.role
+        projects = sorted(settings.projects)
+        for project in projects:
+            # Rekognition reads the image with the caller's permissions.
+            storage.bucket.grant_read(role, f"{project}/{INFERENCE_FOLDER}/*")
+            storage.bucket.grant_put(role, f"{project}/{RESULTS_FOLDER}/*")
+            storage.bucket.grant_put(role, f"{project}/{REVIEW_FOLDER}/*")
+        storage.state_table.grant(role, "dynamodb:GetItem", "dynamodb:UpdateItem")
+        storage.idempotency_table.grant_read_write_data(role)
+        storage.settings_parameter.grant_read(role)
+        notifications.detections_topic.grant_publish(role)
+        self.queue.grant_send_messages(role)
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["events:PutEvents"],
+                resources=[stack.format_arn(service="events", resource="event-bus", resource_name="default")],
+            )
+        )
+        custom = [name for name in projects if settings.projects[name].feature == FEATURE_CUSTOM_LABELS]
+        if custom:
+            role.add_to_principal_policy(
+                iam.PolicyStatement(
+                    actions=["rekognition:DetectCustomLabels"],
+                    resources=[
+                        stack.format_arn(
+                            service="rekognition", resource="project", resource_name=f"{name}/version/*"
+                        )
+                        for name in custom
+                    ],
+                )
+            )
+        if any(settings.projects[name].feature == FEATURE_CONTENT_MODERATION for name in projects):
+            role.add_to_principal_policy(
+                iam.PolicyStatement(actions=["rekognition:DetectModerationLabels"], resources=["*"])
+            )
+
+        findings = {
+            "Resource::*": (
+                "rekognition:DetectModerationLabels also authorizes the AWS base moderation model, which has "
+                "no ARN; X-Ray trace segments accept only '*'."
+            ),
+            "Action::kms:GenerateDataKey*": "Publishing to the detections topic and re-queueing to the "
+            "detection queue, both encrypted with the one stack key.",
+            "Action::kms:ReEncrypt*": "Granted by the SQS send grant on the queue's own key only.",
+            "Action::s3:GetObject*": "Reads images (and their versions) under <project>/inference/ only.",
+            "Action::s3:GetBucket*": "Bucket metadata reads that come with the scoped object read grant.",
+            "Action::s3:List*": "Listing that comes with the scoped object read grant.",
+            "Action::s3:Abort*": "Multipart clean-up for result and review writes under scoped prefixes.",
+        }
+        for project in projects:
+            for folder in (INFERENCE_FOLDER, RESULTS_FOLDER, REVIEW_FOLDER):
+                findings[f"Resource::<{_logical_id(storage.bucket)}.Arn>/{project}/{folder}/*"] = (
+                    f"Objects under {project}/{folder}/ only: images read, results and review copies written."
+                )
+            findings[
+                f"Resource::arn:<AWS::Partition>:rekognition:<AWS::Region>:<AWS::AccountId>:project/{project}/version/*"
+            ] = "Version ARNs end in a name and timestamp only known after training; scoped to one project."
+        findings[f"Resource::<{_logical_id(storage.idempotency_table)}.Arn>/index/*"] = (
+            "Index access that comes with the idempotency table grant (the table has no index)."
+        )
+        validations = Validations.of(self.handler)
+        for finding, reason in findings.items():
+            validations.acknowledge(
+                Acknowledgment(id=f"AwsSolutions::AwsSolutions-IAM5[{finding}]", reason=reason)
+            )
+        validations.acknowledge(
+            Acknowledgment(
+                id="AwsSolutions::AwsSolutions-L1",
+                reason="Python 3.12 matches the pinned AWS-managed Powertools layer build (python312-arm64).",
+            )
+        )
+
+
+def _logical_id(construct: Construct) -> str:
+    child = construct.node.default_child
+    return Stack.of(construct).get_logical_id(child)  # type: ignore[arg-type]
+
+
+def _acknowledge_notifications_handler(stack: Stack) -> None:
+    """CDK's singleton custom resource that writes the bucket notification configuration."""
+    for child in stack.node.children:
+        if child.node.id.startswith("BucketNotificationsHandler"):
+            Validations.of(child).acknowledge(
+                Acknowledgment(
+                    id="AwsSolutions::AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
+                    "AWSLambdaBasicExecutionRole]",
+                    reason=(
+                        "CDK's built-in bucket-notifications custom resource; the managed policy only "
+                        "lets it write its own logs."
+                    ),
+                )
+            )

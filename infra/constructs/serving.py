@@ -1,12 +1,531 @@
-"""PLACEHOLDER: replaced by the serving work. Keeps the stack composable meanwhile."""
+"""Model serving control: the controller Lambda, its schedules and trigger rule, and the start/stop
+state machine.
+
+The state machine is plain ASL built by `model_control_definition()` with two substitutions
+(${StateTable}, ${LifecycleTopic}); the integration tests run exactly this definition offline.
+It calls Rekognition, DynamoDB and SNS directly (no Lambda): start or stop the version, then poll
+DescribeProjectVersions every `poll_seconds` (from the input) at most `max_polls` times, record
+the outcome on the SERVING item (which also releases the transition lock) and publish the
+lifecycle event.
+"""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
+from aws_cdk import Acknowledgment, Duration, RemovalPolicy, Stack, Validations
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as events_targets
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_scheduler as scheduler
+from aws_cdk import aws_scheduler_targets as scheduler_targets
+from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
+
+from infra.constructs.function import AutopilotFunction
+from infra.constructs.notifications import Notifications
+from infra.constructs.storage import Storage
+from lambdas.common.constants import (
+    ATTR_EVENT_TYPE,
+    ATTR_PROJECT,
+    CONTROL_TRIGGER_SCHEDULE,
+    DETAIL_TYPE_MODEL_CONTROL_REQUESTED,
+    ENV_LIFECYCLE_TOPIC,
+    ENV_MODEL_CONTROL_STATE_MACHINE,
+    ENV_SETTINGS_PARAMETER,
+    ENV_STATE_TABLE,
+    EVENT_MODEL_RUNNING,
+    EVENT_MODEL_START_FAILED,
+    EVENT_MODEL_STOP_FAILED,
+    EVENT_MODEL_STOPPED,
+    EVENT_SOURCE,
+    FEATURE_CUSTOM_LABELS,
+    ITEM_SERVING,
+    PROJECT_PK_PREFIX,
+    STATE_PK,
+    STATE_SK,
+    TRANSITION_START,
+    TRANSITION_STOP,
+)
+from lambdas.common.settings import AppSettings
+from lambdas.serving.policy import LOCK_MARGIN_SECONDS, TRANSITION_TIMEOUT_SECONDS
+from lambdas.serving.windows import validate_windows
+
+STATE_TABLE_TOKEN = "StateTable"
+LIFECYCLE_TOPIC_TOKEN = "LifecycleTopic"
+DEFINITION_SUBSTITUTIONS = (STATE_TABLE_TOKEN, LIFECYCLE_TOPIC_TOKEN)
+
+_REKOGNITION_RETRY_ERRORS = [
+    "Rekognition.ThrottlingException",
+    "Rekognition.ProvisionedThroughputExceededException",
+    "Rekognition.InternalServerErrorException",
+    "Rekognition.LimitExceededException",
+]
+
+
+def _sdk(action: str) -> str:
+    return f"arn:aws:states:::aws-sdk:rekognition:{action}"
+
+
+def _retry() -> list[dict[str, Any]]:
+    return [
+        {"ErrorEquals": _REKOGNITION_RETRY_ERRORS, "IntervalSeconds": 2, "MaxAttempts": 4, "BackoffRate": 2.0}
+    ]
+
+
+def _record(next_state: str, status_path: str | None, status: str | None, reset_attempts: bool) -> dict:
+    """DynamoDB UpdateItem on the SERVING item: record the status and release the transition lock."""
+    sets = ["model_status = :s", "status_changed_at = :t"] + (
+        ["start_attempts = :zero"] if reset_attempts else []
+    )
+    values: dict[str, Any] = {
+        ":s": {"S.$": status_path} if status_path else {"S": status},
+        ":t": {"S.$": "$$.State.EnteredTime"},
+    }
+    if reset_attempts:
+        values[":zero"] = {"N": "0"}
+    return {
+        "Type": "Task",
+        "Resource": "arn:aws:states:::dynamodb:updateItem",
+        "Parameters": {
+            "TableName": "${" + STATE_TABLE_TOKEN + "}",
+            "Key": {
+                STATE_PK: {"S.$": f"States.Format('{PROJECT_PK_PREFIX}{{}}', $.project)"},
+                STATE_SK: {"S": ITEM_SERVING},
+            },
+            "UpdateExpression": "SET "
+            + ", ".join(sets)
+            + " REMOVE transition, transition_expires_at, execution_arn",
+            "ExpressionAttributeValues": values,
+        },
+        "ResultPath": None,
+        "Retry": [
+            {"ErrorEquals": ["States.ALL"], "IntervalSeconds": 1, "MaxAttempts": 3, "BackoffRate": 2.0}
+        ],
+        "Next": next_state,
+    }
+
+
+def _event(event_type: str, next_state: str, reason: str) -> dict:
+    """Builds the lifecycle message (same shape as lambdas.common.events) under $.event."""
+    return {
+        "Type": "Pass",
+        "Parameters": {
+            "source": EVENT_SOURCE,
+            "type": event_type,
+            "project.$": "$.project",
+            "time.$": "$$.State.EnteredTime",
+            "detail": {
+                "version_arn.$": "$.version_arn",
+                "attempt.$": "$.attempt",
+                "execution_arn.$": "$$.Execution.Id",
+                "status.$": "$.describe.version.Status",
+                "error.$": "$.error",
+                "reason": reason,
+            },
+        },
+        "ResultPath": "$.event",
+        "Next": next_state,
+    }
+
+
+def _publish(event_type: str, next_state: str) -> dict:
+    return {
+        "Type": "Task",
+        "Resource": "arn:aws:states:::sns:publish",
+        "Parameters": {
+            "TopicArn": "${" + LIFECYCLE_TOPIC_TOKEN + "}",
+            "Subject.$": f"States.Format('[autopilot] {{}}: {event_type}', $.project)",
+            "Message.$": "States.JsonToString($.event)",
+            "MessageAttributes": {
+                ATTR_EVENT_TYPE: {"DataType": "String", "StringValue": event_type},
+                ATTR_PROJECT: {"DataType": "String", "StringValue.$": "$.project"},
+            },
+        },
+        "ResultPath": None,
+        "Retry": [
+            {"ErrorEquals": ["States.ALL"], "IntervalSeconds": 1, "MaxAttempts": 3, "BackoffRate": 2.0}
+        ],
+        "Next": next_state,
+    }
+
+
+def _start_task(with_max: bool) -> dict:
+    parameters = {"ProjectVersionArn.$": "$.version_arn", "MinInferenceUnits.$": "$.min_inference_units"}
+    if with_max:
+        parameters["MaxInferenceUnits.$"] = "$.max_inference_units"
+    return {
+        "Type": "Task",
+        "Resource": _sdk("startProjectVersion"),
+        "Parameters": parameters,
+        "ResultPath": None,
+        "Retry": _retry(),
+        "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "StartRefused"}],
+        "Next": "WaitForStatus",
+    }
+
+
+def model_control_definition() -> dict[str, Any]:
+    """ASL of the start/stop state machine; input built by lambdas.serving.control.transition_input."""
+    in_use = "*ResourceInUseException"
+    states: dict[str, Any] = {
+        "InitPolls": {
+            "Type": "Pass",
+            "Parameters": {"count": 0},
+            "ResultPath": "$.poll",
+            "Next": "InitStatus",
+        },
+        "InitStatus": {
+            "Type": "Pass",
+            "Parameters": {"version": {"Status": "UNKNOWN"}},
+            "ResultPath": "$.describe",
+            "Next": "InitError",
+        },
+        "InitError": {
+            "Type": "Pass",
+            "Parameters": {"Error": "none", "Cause": "none"},
+            "ResultPath": "$.error",
+            "Next": "Route",
+        },
+        "Route": {
+            "Type": "Choice",
+            "Choices": [
+                {
+                    "And": [
+                        {"Variable": "$.action", "StringEquals": TRANSITION_START},
+                        {"Variable": "$.max_inference_units", "IsPresent": True},
+                    ],
+                    "Next": "StartModelWithAutoScaling",
+                },
+                {"Variable": "$.action", "StringEquals": TRANSITION_START, "Next": "StartModel"},
+                {"Variable": "$.action", "StringEquals": TRANSITION_STOP, "Next": "StopModel"},
+            ],
+            "Default": "UnknownAction",
+        },
+        "UnknownAction": {
+            "Type": "Fail",
+            "Error": "UnknownAction",
+            "Cause": f"input action must be {TRANSITION_START} or {TRANSITION_STOP}",
+        },
+        "StartModel": _start_task(with_max=False),
+        "StartModelWithAutoScaling": _start_task(with_max=True),
+        "StartRefused": {
+            "Type": "Choice",
+            "Choices": [{"Variable": "$.error.Error", "StringMatches": in_use, "Next": "WaitForStatus"}],
+            "Default": "StartFailedEvent",
+        },
+        "StopModel": {
+            "Type": "Task",
+            "Resource": _sdk("stopProjectVersion"),
+            "Parameters": {"ProjectVersionArn.$": "$.version_arn"},
+            "ResultPath": None,
+            "Retry": _retry(),
+            "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "StopRefused"}],
+            "Next": "WaitForStatus",
+        },
+        "StopRefused": {
+            "Type": "Choice",
+            "Choices": [{"Variable": "$.error.Error", "StringMatches": in_use, "Next": "WaitForStatus"}],
+            "Default": "StopFailedEvent",
+        },
+        "WaitForStatus": {"Type": "Wait", "SecondsPath": "$.poll_seconds", "Next": "DescribeVersion"},
+        "DescribeVersion": {
+            "Type": "Task",
+            "Resource": _sdk("describeProjectVersions"),
+            "Parameters": {"ProjectArn.$": "$.project_arn", "VersionNames.$": "States.Array($.version_name)"},
+            # Select the element, then branch on .Status (a path ending in [0].Status is not
+            # reliably unwrapped by every interpreter).
+            "ResultSelector": {"version.$": "$.ProjectVersionDescriptions[0]"},
+            "ResultPath": "$.describe",
+            "Retry": _retry(),
+            "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "TimedOut"}],
+            "Next": "Evaluate",
+        },
+        "Evaluate": {
+            "Type": "Choice",
+            "Choices": [
+                {
+                    "And": [
+                        {"Variable": "$.action", "StringEquals": TRANSITION_START},
+                        {"Variable": "$.describe.version.Status", "StringEquals": "RUNNING"},
+                    ],
+                    "Next": "RecordRunning",
+                },
+                {
+                    "And": [
+                        {"Variable": "$.action", "StringEquals": TRANSITION_START},
+                        {"Variable": "$.describe.version.Status", "StringEquals": "FAILED"},
+                    ],
+                    "Next": "StartFailedEvent",
+                },
+                {
+                    "And": [
+                        {"Variable": "$.action", "StringEquals": TRANSITION_STOP},
+                        {"Variable": "$.describe.version.Status", "StringEquals": "STOPPED"},
+                    ],
+                    "Next": "RecordStopped",
+                },
+                {
+                    "Variable": "$.poll.count",
+                    "NumericGreaterThanEqualsPath": "$.max_polls",
+                    "Next": "TimedOut",
+                },
+            ],
+            "Default": "CountPoll",
+        },
+        "CountPoll": {
+            "Type": "Pass",
+            "Parameters": {"count.$": "States.MathAdd($.poll.count, 1)"},
+            "ResultPath": "$.poll",
+            "Next": "WaitForStatus",
+        },
+        "TimedOut": {
+            "Type": "Choice",
+            "Choices": [
+                {"Variable": "$.action", "StringEquals": TRANSITION_START, "Next": "StartFailedEvent"}
+            ],
+            "Default": "StopFailedEvent",
+        },
+        "RecordRunning": _record("RunningEvent", None, "RUNNING", reset_attempts=True),
+        "RunningEvent": _event(EVENT_MODEL_RUNNING, "PublishRunning", "the model is RUNNING"),
+        "PublishRunning": _publish(EVENT_MODEL_RUNNING, "Running"),
+        "Running": {"Type": "Succeed"},
+        "RecordStopped": _record("StoppedEvent", None, "STOPPED", reset_attempts=False),
+        "StoppedEvent": _event(EVENT_MODEL_STOPPED, "PublishStopped", "the model is STOPPED"),
+        "PublishStopped": _publish(EVENT_MODEL_STOPPED, "Stopped"),
+        "Stopped": {"Type": "Succeed"},
+        "StartFailedEvent": _event(
+            EVENT_MODEL_START_FAILED, "RecordStartFailed", "the start ended FAILED, was refused or timed out"
+        ),
+        "RecordStartFailed": _record("PublishStartFailed", "$.describe.version.Status", None, False),
+        "PublishStartFailed": _publish(EVENT_MODEL_START_FAILED, "StartFailed"),
+        "StartFailed": {
+            "Type": "Fail",
+            "Error": "ModelStartFailed",
+            "Cause": "see the model.start_failed event",
+        },
+        "StopFailedEvent": _event(
+            EVENT_MODEL_STOP_FAILED, "RecordStopFailed", "the stop was refused or timed out"
+        ),
+        "RecordStopFailed": _record("PublishStopFailed", "$.describe.version.Status", None, False),
+        "PublishStopFailed": _publish(EVENT_MODEL_STOP_FAILED, "StopFailed"),
+        "StopFailed": {
+            "Type": "Fail",
+            "Error": "ModelStopFailed",
+            "Cause": "see the model.stop_failed event",
+        },
+    }
+    return {
+        "Comment": "Starts or stops one Custom Labels model version and waits for the outcome",
+        "StartAt": "InitPolls",
+        "TimeoutSeconds": TRANSITION_TIMEOUT_SECONDS + LOCK_MARGIN_SECONDS,
+        "States": states,
+    }
+
+
+def render_definition(state_table: str, lifecycle_topic_arn: str) -> str:
+    """The definition with its substitutions applied (what the offline runs create)."""
+    text = json.dumps(model_control_definition())
+    return text.replace("${" + STATE_TABLE_TOKEN + "}", state_table).replace(
+        "${" + LIFECYCLE_TOPIC_TOKEN + "}", lifecycle_topic_arn
+    )
 
 
 class Serving(Construct):
-    def __init__(self, scope: Construct, construct_id: str, **_: Any) -> None:
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        settings: AppSettings,
+        storage: Storage,
+        notifications: Notifications,
+    ) -> None:
         super().__init__(scope, construct_id)
+        stack = Stack.of(self)
+        served = [
+            name for name, project in settings.projects.items() if project.feature == FEATURE_CUSTOM_LABELS
+        ]
+        for project in settings.projects.values():
+            validate_windows(project.serving_windows)
+
+        # --- start/stop state machine -------------------------------------------------------
+        self.state_machine_logs = logs.LogGroup(
+            self,
+            "StateMachineLogs",
+            retention=logs.RetentionDays.ONE_MONTH,
+            removal_policy=RemovalPolicy.DESTROY,
+        )
+        self.state_machine = sfn.StateMachine(
+            self,
+            "ModelControl",
+            definition_body=sfn.DefinitionBody.from_string(json.dumps(model_control_definition())),
+            definition_substitutions={
+                STATE_TABLE_TOKEN: storage.state_table.table_name,
+                LIFECYCLE_TOPIC_TOKEN: notifications.lifecycle_topic.topic_arn,
+            },
+            logs=sfn.LogOptions(destination=self.state_machine_logs, level=sfn.LogLevel.ALL),
+            tracing_enabled=True,
+            comment="Starts or stops a Custom Labels model version and waits for RUNNING/STOPPED",
+        )
+        role = self.state_machine.role
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["rekognition:StartProjectVersion", "rekognition:StopProjectVersion"],
+                resources=[_version_arns(stack, name) for name in served] or [_version_arns(stack, "none")],
+            )
+        )
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["rekognition:DescribeProjectVersions"],
+                resources=[_project_arns(stack, name) for name in served] or [_project_arns(stack, "none")],
+            )
+        )
+        storage.state_table.grant(role, "dynamodb:UpdateItem")
+        notifications.lifecycle_topic.grant_publish(role)
+        version_wildcards = [f"Resource::{_nag_arn(f'project/{name}/version/*')}" for name in served]
+        project_wildcards = [f"Resource::{_nag_arn(f'project/{name}/*')}" for name in served]
+        _acknowledge_iam5(
+            self.state_machine,
+            {
+                **dict.fromkeys(
+                    version_wildcards + project_wildcards,
+                    "Rekognition project and version ARNs end in creation timestamps (and version names) "
+                    "only known after creation; the wildcard is scoped to one configured project name.",
+                ),
+                "Resource::*": "X-Ray trace segments and CloudWatch Logs log delivery accept only '*'.",
+                "Action::kms:GenerateDataKey*": "SNS publish to the topic encrypted with the stack key; "
+                "the grant is limited to that one key.",
+            },
+        )
+
+        # --- controller ---------------------------------------------------------------------
+        self.controller = AutopilotFunction(
+            self,
+            "Controller",
+            handler="lambdas.serving.controller.handle",
+            description="the model controller: starts and stops Custom Labels models on demand",
+            environment={
+                ENV_STATE_TABLE: storage.state_table.table_name,
+                ENV_LIFECYCLE_TOPIC: notifications.lifecycle_topic.topic_arn,
+                ENV_MODEL_CONTROL_STATE_MACHINE: self.state_machine.state_machine_arn,
+                ENV_SETTINGS_PARAMETER: storage.settings_parameter.parameter_name,
+            },
+            timeout=Duration.seconds(60),
+            memory_size=256,
+        )
+        controller_role = self.controller.role
+        storage.state_table.grant_read_write_data(controller_role)
+        storage.settings_parameter.grant_read(controller_role)
+        notifications.lifecycle_topic.grant_publish(controller_role)
+        self.state_machine.grant_start_execution(controller_role)
+        controller_role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["rekognition:DescribeProjectVersions"],
+                resources=[_project_arns(stack, name) for name in served] or [_project_arns(stack, "none")],
+            )
+        )
+        # DescribeProjects supports no resource-level permissions.
+        controller_role.add_to_principal_policy(
+            iam.PolicyStatement(actions=["rekognition:DescribeProjects"], resources=["*"])
+        )
+        _acknowledge_iam5(
+            self.controller,
+            {
+                **dict.fromkeys(
+                    project_wildcards,
+                    "Rekognition project ARNs end in a creation timestamp only known after creation; the "
+                    "wildcard is scoped to one configured project name.",
+                ),
+                "Resource::*": "rekognition:DescribeProjects has no resource-level permissions; X-Ray trace "
+                "segments accept only '*'.",
+                "Action::kms:GenerateDataKey*": "SNS publish to the topic encrypted with the stack key; "
+                "the grant is limited to that one key.",
+            },
+        )
+        Validations.of(self.controller).acknowledge(
+            Acknowledgment(
+                id="AwsSolutions::AwsSolutions-L1",
+                reason="Python 3.12 matches the pinned AWS-managed Powertools layer build (python312-arm64).",
+            )
+        )
+        self.functions = [self.controller]
+
+        # --- triggers -----------------------------------------------------------------------
+        self.schedules: list[scheduler.Schedule] = []
+        self.scheduler_role = iam.Role(
+            self,
+            "SchedulerRole",
+            assumed_by=iam.ServicePrincipal("scheduler.amazonaws.com"),
+            description="Lets EventBridge Scheduler invoke only the model controller",
+        )
+        _acknowledge_iam5(
+            self.scheduler_role,
+            {
+                f"Resource::<{_logical_ref(self.controller)}.Arn>:*": (
+                    "Scheduler's Lambda target grants invoke on the controller function and its versions; "
+                    "no other function is reachable."
+                ),
+            },
+        )
+        for name in served:
+            self.schedules.append(
+                scheduler.Schedule(
+                    self,
+                    f"Tick-{name}",
+                    description=f"Model controller tick for project {name}",
+                    schedule=scheduler.ScheduleExpression.rate(
+                        Duration.minutes(settings.controller_rate_minutes)
+                    ),
+                    target=scheduler_targets.LambdaInvoke(
+                        self.controller.function,
+                        input=scheduler.ScheduleTargetInput.from_object(
+                            {"project": name, "trigger": CONTROL_TRIGGER_SCHEDULE}
+                        ),
+                        role=self.scheduler_role,
+                        retry_attempts=0,
+                        max_event_age=Duration.minutes(settings.controller_rate_minutes),
+                    ),
+                )
+            )
+        self.rule = events.Rule(
+            self,
+            "ControlRequested",
+            description="On-demand model control requests (CLI, detection)",
+            event_pattern=events.EventPattern(
+                source=[EVENT_SOURCE], detail_type=[DETAIL_TYPE_MODEL_CONTROL_REQUESTED]
+            ),
+            targets=[
+                events_targets.LambdaFunction(
+                    self.controller.function, retry_attempts=2, max_event_age=Duration.minutes(15)
+                )
+            ],
+        )
+
+
+def _version_arns(stack: Stack, project: str) -> str:
+    return stack.format_arn(service="rekognition", resource="project", resource_name=f"{project}/version/*")
+
+
+def _project_arns(stack: Stack, project: str) -> str:
+    return stack.format_arn(service="rekognition", resource="project", resource_name=f"{project}/*")
+
+
+def _nag_arn(resource: str) -> str:
+    """An ARN as cdk-nag prints it in finding ids."""
+    return f"arn:<AWS::Partition>:rekognition:<AWS::Region>:<AWS::AccountId>:{resource}"
+
+
+def _logical_ref(function: AutopilotFunction) -> str:
+    stack = Stack.of(function)
+    return stack.get_logical_id(function.function.node.default_child)  # type: ignore[arg-type]
+
+
+def _acknowledge_iam5(construct: Construct, findings: dict[str, str]) -> None:
+    validations = Validations.of(construct)
+    for finding, reason in findings.items():
+        validations.acknowledge(
+            Acknowledgment(id=f"AwsSolutions::AwsSolutions-IAM5[{finding}]", reason=reason)
+        )

@@ -70,6 +70,7 @@ EVENT_ENTRIES_REJECTED: Final = "entries.rejected"
 EVENT_PROJECT_CREATED: Final = "project.created"
 EVENT_TRAINING_SKIPPED: Final = "training.skipped"
 EVENT_TRAINING_STARTED: Final = "training.started"
+EVENT_TRAINING_DATASET_SPLIT: Final = "training.dataset_split"  # empty TEST filled from TRAIN
 EVENT_TRAINING_COMPLETED: Final = "training.completed"
 EVENT_TRAINING_FAILED: Final = "training.failed"
 EVENT_VERSION_PROMOTED: Final = "version.promoted"
@@ -80,6 +81,7 @@ EVENT_MODEL_RUNNING: Final = "model.running"
 EVENT_MODEL_START_FAILED: Final = "model.start_failed"
 EVENT_MODEL_STOPPING: Final = "model.stopping"
 EVENT_MODEL_STOPPED: Final = "model.stopped"
+EVENT_MODEL_STOP_FAILED: Final = "model.stop_failed"
 
 # EventBridge detail-types for on-demand triggers (sent by the CLI, received by the stack).
 DETAIL_TYPE_TRAIN_REQUESTED: Final = "Autopilot Training Requested"
@@ -101,3 +103,53 @@ FEATURE_CONTENT_MODERATION: Final = "CONTENT_MODERATION"
 UPDATE_ENTRIES_MAX_BYTES: Final = 5 * 1024 * 1024  # Changes.GroundTruth must stay under this
 REKOGNITION_MAX_RESULTS: Final = 100  # List*/Describe* page size ceiling
 VERSION_TAG_MANAGED_BY: Final = "managed-by"
+
+# ---------------------------------------------------------------------------
+# Ingestion (labeling on upload)
+# ---------------------------------------------------------------------------
+ENV_INGESTION_QUEUE_URL: Final = "INGESTION_QUEUE_URL"  # flush requests are sent back to this queue
+ENV_INGESTION_FLUSH_DELAY: Final = "INGESTION_FLUSH_DELAY_SECONDS"  # debounce before a dataset update
+ENV_DATASET_POLL_SECONDS: Final = "DATASET_POLL_SECONDS"  # DescribeDataset poll interval
+ITEM_INGESTION_LEASE_PREFIX: Final = "INGESTION_LEASE#"  # + dataset type: one updater per dataset
+ITEM_STAGED_ENTRY_PREFIX: Final = "STAGED#"  # + dataset type + "#" + source-ref: lines awaiting update
+GROUND_TRUTH_LABEL_ATTRIBUTE: Final = "autopilot-label"  # image-level label attribute of folder uploads
+
+# Rekognition Custom Labels limits checked before anything is sent.
+IMAGE_MAX_BYTES: Final = 15 * 1024 * 1024
+IMAGE_MIN_SIDE: Final = 64
+IMAGE_MAX_SIDE: Final = 4096
+IMAGE_MAX_ASPECT_RATIO: Final = 20.0
+LABEL_NAME_MAX_LENGTH: Final = 256
+MAX_LABELS_PER_IMAGE: Final = 50
+MAX_BOXES_PER_IMAGE: Final = 50
+DATASET_ENTRY_MAX_CHARS: Final = 100_000  # one JSON line of UpdateDatasetEntries / ListDatasetEntries
+
+# ---------------------------------------------------------------------------
+# Serving (model controller) and detection
+# ---------------------------------------------------------------------------
+# Actions accepted in the detail of DETAIL_TYPE_MODEL_CONTROL_REQUESTED (and by the controller's
+# direct input): force a start or a stop for "override_minutes", or clear the override ("auto").
+CONTROL_ACTION_START: Final = "start"
+CONTROL_ACTION_STOP: Final = "stop"
+CONTROL_ACTION_AUTO: Final = "auto"
+CONTROL_TRIGGER_SCHEDULE: Final = "schedule"  # "trigger" value the controller schedules send
+CONTROL_TRIGGER_DETECTION: Final = "detection"  # "trigger" of detection's start requests
+DEFAULT_OVERRIDE_MINUTES: Final = 60
+
+# Model control state machine input "action".
+TRANSITION_START: Final = "START"
+TRANSITION_STOP: Final = "STOP"
+
+# CloudWatch metrics (namespace from POWERTOOLS_METRICS_NAMESPACE, dimension METRIC_DIMENSION_PROJECT).
+METRIC_DIMENSION_PROJECT: Final = "project"
+METRIC_MODEL_RUNNING_MINUTES: Final = "ModelRunningMinutes"  # per controller tick while RUNNING
+# Minutes a model ran while the controller wanted it stopped (stop pending, failed or refused).
+METRIC_MODEL_RUNNING_UNWANTED_MINUTES: Final = "ModelRunningWithoutDemandMinutes"
+METRIC_IMAGES_CLASSIFIED: Final = "ImagesClassified"
+METRIC_IMAGES_DEFERRED: Final = "ImagesDeferred"
+METRIC_IMAGE_ERRORS: Final = "ImageErrors"
+
+# SQS message attributes on detection messages sent back to the queue while the model is not
+# ready or throttled (the original S3 notification body is kept unchanged).
+DEFER_ATTR_COUNT: Final = "autopilot_deferrals"
+DEFER_ATTR_FIRST_AT: Final = "autopilot_first_deferred_at"

@@ -1,0 +1,39 @@
+"""Engine configuration: simulated durations (scaled for tests), account, persistence directory."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULT_ACCOUNT_ID = "123456789012"
+DEFAULT_REGION = "us-east-1"
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """How the engine behaves.
+
+    ``time_scale`` multiplies every simulated duration below (1.0 = realistic order of magnitude,
+    0.01 = tests). Real compute (training) takes what it takes on top of the scaled minimum.
+    """
+
+    time_scale: float = 1.0
+    data_dir: Path | str | None = None
+    account_id: str = DEFAULT_ACCOUNT_ID
+    default_region: str = DEFAULT_REGION
+    # Simulated durations in seconds, before scaling.
+    dataset_create_seconds: float = 5.0
+    dataset_update_seconds: float = 20.0
+    training_min_seconds: float = 300.0
+    start_seconds: float = 120.0
+    stop_seconds: float = 30.0
+    delete_seconds: float = 5.0
+    # Seed of every random choice (DistributeDatasetEntries, background crops).
+    seed: int = 7
+
+    def scaled(self, seconds: float) -> float:
+        return max(0.0, seconds * self.time_scale)
+
+    @property
+    def data_path(self) -> Path | None:
+        return Path(self.data_dir) if self.data_dir is not None else None

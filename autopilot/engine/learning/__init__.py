@@ -1,0 +1,1 @@
+"""Real, small learning: image features, a classifier, a sliding-window detector, evaluation."""

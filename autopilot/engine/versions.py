@@ -1,0 +1,429 @@
+"""CreateProjectVersion (real training in a worker thread), DescribeProjectVersions,
+DeleteProjectVersion, StartProjectVersion, StopProjectVersion."""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from autopilot.engine import errors
+from autopilot.engine.arns import version_arn
+from autopilot.engine.backend import Engine, operation
+from autopilot.engine.clock import epoch_ms
+from autopilot.engine.learning.training import TrainingFailure, TrainingReport, train
+from autopilot.engine.manifests import Entry, parse_manifest
+from autopilot.engine.pagination import page
+from autopilot.engine.projects import CONTENT_MODERATION, CUSTOM_LABELS
+from autopilot.engine.state import Project, Version
+
+LOG = logging.getLogger("autopilot.engine.training")
+
+BUSY = ("TRAINING_IN_PROGRESS", "STARTING", "RUNNING", "STOPPING", "DELETING")
+BASE_MODERATION_MODEL = "7.0"
+AUTO_SPLIT_FRACTION = 0.2
+
+
+def apply_transitions(engine: Engine, project: Project, version: Version, now: float) -> None:
+    """Completes due asynchronous transitions of one version (called lazily under the lock)."""
+    if (
+        version.status == "TRAINING_IN_PROGRESS"
+        and version.train_outcome is not None
+        and now >= version.train_due
+    ):
+        finished = max(version.train_due, version.training_end or now)
+        version.training_end = finished
+        if version.train_outcome == "ok":
+            version.status = "TRAINING_COMPLETED"
+            version.status_message = "The model is ready to run."
+            scale = engine.config.time_scale
+            elapsed = finished - version.training_started
+            version.billable_seconds = round(elapsed / scale) if scale > 0 else round(elapsed)
+        else:
+            version.status = "TRAINING_FAILED"
+            version.status_message = version.train_failure or "Training failed."
+            version.f1 = None
+            version.summary = None
+    if version.transition_target is not None and now >= version.transition_due:
+        target = version.transition_target
+        version.transition_target = None
+        if target == "DELETED":
+            project.versions.pop(version.name, None)
+            engine.forget_model(version.arn)
+            return
+        version.status = target
+        version.status_message = version.transition_message or {
+            "RUNNING": "The model is running.",
+            "STOPPED": "The model is stopped.",
+            "FAILED": "The model failed to start.",
+        }.get(target, target)
+        version.transition_message = None
+
+
+def _s3_uri_asset(bucket: str, key: str) -> dict[str, Any]:
+    return {"GroundTruthManifest": {"S3Object": {"Bucket": bucket, "Name": key}}}
+
+
+def _output_key(version: Version, name: str) -> str:
+    prefix = version.output_config.get("S3KeyPrefix") or ""
+    if prefix and not prefix.endswith("/"):
+        prefix += "/"
+    return f"{prefix}{name}"
+
+
+@operation("CreateProjectVersion")
+def create_project_version(engine: Engine, params: dict[str, Any], region: str) -> dict[str, Any]:
+    project = engine.project_by_arn(params["ProjectArn"])
+    if project.status != "CREATED":
+        raise errors.invalid_parameter(f"The project {project.name} is {project.status}.")
+    name = params["VersionName"]
+    if name in project.versions:
+        raise errors.in_use(f"The project {project.name} already has a version named {name}.")
+    output = params["OutputConfig"]
+    if not output.get("S3Bucket"):
+        raise errors.invalid_parameter(
+            "OutputConfig.S3Bucket is required: training writes its results there."
+        )
+    if project.feature == CUSTOM_LABELS and params.get("FeatureConfig"):
+        raise errors.invalid_parameter(
+            "FeatureConfig applies only to CONTENT_MODERATION projects (adapters)."
+        )
+    training_data = params.get("TrainingData")
+    testing_data = params.get("TestingData")
+    train_entries: list[Entry] = []
+    test_entries: list[Entry] = []
+    if project.datasets:
+        if training_data is not None or testing_data is not None:
+            raise errors.invalid_parameter(
+                "The project has datasets: train from them and omit TrainingData and TestingData "
+                "(those apply only to projects without datasets)."
+            )
+        for dataset_type in ("TRAIN", "TEST"):
+            dataset = project.datasets.get(dataset_type)
+            if dataset is None:
+                raise errors.invalid_parameter(
+                    f"The project has no {dataset_type} dataset; create one (or DistributeDatasetEntries)."
+                )
+            if dataset.status.endswith("_IN_PROGRESS"):
+                raise errors.in_use(
+                    f"The {dataset_type} dataset is {dataset.status}; train once it is complete."
+                )
+            if dataset.status == "CREATE_FAILED":
+                raise errors.invalid_parameter(f"The {dataset_type} dataset failed to be created.")
+        train_entries = list(project.datasets["TRAIN"].entries.values())
+        test_entries = list(project.datasets["TEST"].entries.values())
+    else:
+        if not training_data or not training_data.get("Assets"):
+            raise errors.invalid_parameter(
+                "The project has no datasets: give TrainingData.Assets (Ground Truth manifests) "
+                "or create datasets."
+            )
+        if not testing_data or (not testing_data.get("Assets") and not testing_data.get("AutoCreate")):
+            raise errors.invalid_parameter("Give TestingData.Assets or TestingData.AutoCreate=true.")
+        if testing_data.get("Assets") and testing_data.get("AutoCreate"):
+            raise errors.invalid_parameter("TestingData takes Assets or AutoCreate, not both.")
+    now = engine.now()
+    version = Version(
+        arn=version_arn(project.arn, name, epoch_ms(now)),
+        name=name,
+        project_name=project.name,
+        created=now,
+        status="TRAINING_IN_PROGRESS",
+        status_message="The model is being trained.",
+        feature=project.feature,
+        output_config=dict(output),
+        description=params.get("VersionDescription"),
+        feature_config=params.get("FeatureConfig"),
+        tags=dict(params.get("Tags") or {}),
+        kms_key_id=params.get("KmsKeyId"),
+        training_data=training_data,
+        testing_data=testing_data,
+        training_started=now,
+        train_due=engine.due(engine.config.training_min_seconds),
+    )
+    project.versions[name] = version
+    fault = engine.faults.take("training_failed", None, project.name)
+    injected = (fault.message or "An internal error occurred during training.") if fault else None
+    engine.run_in_background(
+        f"training-{project.name}-{name}",
+        lambda: _train_worker(engine, project, version, train_entries, test_entries, injected),
+    )
+    return {"ProjectVersionArn": version.arn}
+
+
+def _read_assets(engine: Engine, assets: list[dict[str, Any]], what: str) -> list[Entry]:
+    entries: dict[str, Entry] = {}
+    for asset in assets:
+        s3_object = (asset.get("GroundTruthManifest") or {}).get("S3Object") or {}
+        if "Bucket" not in s3_object or "Name" not in s3_object:
+            raise TrainingFailure(f"{what} asset has no GroundTruthManifest.S3Object.")
+        try:
+            blob = engine.get_object(s3_object["Bucket"], s3_object["Name"], s3_object.get("Version"))
+        except (ClientError, BotoCoreError) as exc:
+            raise TrainingFailure(
+                f"The {what} manifest s3://{s3_object['Bucket']}/{s3_object['Name']} cannot be read: {exc}"
+            ) from exc
+        parsed, failures = parse_manifest(blob)
+        if failures and len(failures) > 0.2 * (len(parsed) + len(failures)):
+            raise TrainingFailure(
+                f"More than 20% of the lines of the {what} manifest are invalid "
+                f"(first: line {failures[0][0]}: {failures[0][1].message})."
+            )
+        for entry in parsed:
+            entries[entry.source_ref] = entry
+    return list(entries.values())
+
+
+def _manifest_blob(entries: list[Entry]) -> bytes:
+    return ("\n".join(e.json_line() for e in entries) + "\n").encode()
+
+
+def _train_worker(
+    engine: Engine,
+    project: Project,
+    version: Version,
+    train_entries: list[Entry],
+    test_entries: list[Entry],
+    injected_failure: str | None,
+) -> None:
+    started = time.monotonic()
+    report: TrainingReport | None = None
+    failure: str | None = None
+    outputs: dict[str, Any] = {}
+    try:
+        if injected_failure is not None:
+            raise TrainingFailure(injected_failure)
+        if version.training_data is not None:
+            train_entries = _read_assets(engine, version.training_data.get("Assets") or [], "training")
+            testing = version.testing_data or {}
+            if testing.get("AutoCreate"):
+                rng = random.Random(engine.config.seed)
+                shuffled = sorted(train_entries, key=lambda e: e.source_ref)
+                rng.shuffle(shuffled)
+                cut = max(1, round(len(shuffled) * AUTO_SPLIT_FRACTION))
+                test_entries, train_entries = shuffled[:cut], shuffled[cut:]
+            else:
+                test_entries = _read_assets(engine, testing.get("Assets") or [], "testing")
+        report = train(train_entries, test_entries, engine.get_object, seed=engine.config.seed)
+        outputs = _write_outputs(engine, project, version, report, train_entries, test_entries)
+    except TrainingFailure as exc:
+        failure = str(exc)
+    except (ClientError, BotoCoreError) as exc:
+        failure = (
+            f"Training could not write its results to s3://{version.output_config.get('S3Bucket')}: {exc}"
+        )
+    except Exception as exc:
+        LOG.exception("training of %s failed", version.arn)
+        failure = f"An internal error occurred during training: {exc}"
+    compute = time.monotonic() - started
+    with engine.lock:
+        if project.versions.get(version.name) is not version:
+            return  # deleted meanwhile
+        if report is not None and failure is None:
+            engine.save_model(version.arn, report.model)
+            version.f1 = round(report.f1, 6)
+            version.summary = outputs["summary"]
+            version.manifest_summary = outputs["manifest_summary"]
+            version.training_output = outputs["training_output"]
+            version.testing_output = outputs["testing_output"]
+            version.train_outcome = "ok"
+        else:
+            version.train_failure = failure
+            version.train_outcome = "failed"
+        version.training_end = version.training_started + compute
+        engine.save()
+    LOG.info("training of %s ended (%s) after %.1f s", version.arn, version.train_outcome, compute)
+
+
+def _write_outputs(
+    engine: Engine,
+    project: Project,
+    version: Version,
+    report: TrainingReport,
+    train_entries: list[Entry],
+    test_entries: list[Entry],
+) -> dict[str, Any]:
+    bucket = version.output_config["S3Bucket"]
+    stem = f"{project.name}.{version.name}"
+    train_key = _output_key(version, f"{stem}/training.manifest")
+    test_key = _output_key(version, f"{stem}/testing.manifest")
+    engine.put_object(bucket, train_key, _manifest_blob(train_entries), "application/x-ndjson")
+    engine.put_object(bucket, test_key, _manifest_blob(test_entries), "application/x-ndjson")
+    summary_key = _output_key(version, f"EvaluationResultSummary-{project.name}-{version.name}.json")
+    ended = datetime.now(UTC).isoformat(timespec="seconds")
+    summary = {
+        "Version": 1,
+        "AggregatedEvaluationResults": {
+            "F1Score": round(report.f1, 6),
+            "Precision": _mean([m.precision for m in report.label_metrics if m.test_images]),
+            "Recall": _mean([m.recall for m in report.label_metrics if m.test_images]),
+        },
+        "EvaluationDetails": {
+            "EvaluationEndTimestamp": ended,
+            "Labels": [m.label for m in report.label_metrics],
+            "NumberOfTestingImages": report.testing_images,
+            "NumberOfTrainingImages": report.training_images,
+            "ProjectVersionArn": version.arn,
+        },
+        "LabelEvaluationResults": [
+            {
+                "Label": m.label,
+                "Metrics": {
+                    "F1Score": round(m.f1, 6),
+                    "Precision": round(m.precision, 6),
+                    "Recall": round(m.recall, 6),
+                    "Threshold": round(m.threshold, 6),
+                },
+                "NumberOfTestingImages": m.test_images,
+            }
+            for m in report.label_metrics
+        ],
+    }
+    engine.put_object(bucket, summary_key, json.dumps(summary, indent=2).encode())
+    manifest_summary_key = _output_key(version, f"{stem}/manifest_summary.json")
+    manifest_summary = {
+        "version": 1,
+        "statistics": {
+            "total_json_lines": len(train_entries) + len(test_entries),
+            "valid_json_lines": len(train_entries) + len(test_entries) - len(report.skipped),
+            "invalid_json_lines": len(report.skipped),
+        },
+        "errors": [{"source-ref": ref, "message": reason} for ref, reason in sorted(report.skipped.items())],
+    }
+    engine.put_object(bucket, manifest_summary_key, json.dumps(manifest_summary, indent=2).encode())
+    return {
+        "summary": {"Bucket": bucket, "Name": summary_key},
+        "manifest_summary": {"Bucket": bucket, "Name": manifest_summary_key},
+        "training_output": {"Assets": [_s3_uri_asset(bucket, train_key)]},
+        "testing_output": {"Assets": [_s3_uri_asset(bucket, test_key)]},
+    }
+
+
+def _mean(values: list[float]) -> float:
+    return round(sum(values) / len(values), 6) if values else 0.0
+
+
+def describe(version: Version) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "ProjectVersionArn": version.arn,
+        "CreationTimestamp": version.created,
+        "Status": version.status,
+        "StatusMessage": version.status_message,
+        "OutputConfig": version.output_config,
+        "Feature": version.feature,
+    }
+    if version.min_inference_units is not None:
+        out["MinInferenceUnits"] = version.min_inference_units
+    if version.max_inference_units is not None:
+        out["MaxInferenceUnits"] = version.max_inference_units
+    completed = version.status not in ("TRAINING_IN_PROGRESS", "TRAINING_FAILED")
+    if version.training_end is not None and version.status != "TRAINING_IN_PROGRESS":
+        out["TrainingEndTimestamp"] = version.training_end
+    if completed and version.billable_seconds is not None:
+        out["BillableTrainingTimeInSeconds"] = version.billable_seconds
+    training_result: dict[str, Any] = {"Input": version.training_data or {"Assets": []}}
+    testing_result: dict[str, Any] = {"Input": version.testing_data or {"Assets": []}}
+    if completed:
+        if version.training_output:
+            training_result["Output"] = version.training_output
+        if version.testing_output:
+            testing_result["Output"] = version.testing_output
+        if version.f1 is not None and version.summary:
+            out["EvaluationResult"] = {"F1Score": version.f1, "Summary": {"S3Object": version.summary}}
+        if version.manifest_summary:
+            out["ManifestSummary"] = {"S3Object": version.manifest_summary}
+    out["TrainingDataResult"] = training_result
+    out["TestingDataResult"] = testing_result
+    if version.kms_key_id:
+        out["KmsKeyId"] = version.kms_key_id
+    if version.description:
+        out["VersionDescription"] = version.description
+    if version.feature == CONTENT_MODERATION:
+        out["BaseModelVersion"] = BASE_MODERATION_MODEL
+        if version.feature_config:
+            out["FeatureConfig"] = version.feature_config
+    return out
+
+
+@operation("DescribeProjectVersions")
+def describe_project_versions(engine: Engine, params: dict[str, Any], region: str) -> dict[str, Any]:
+    project = engine.project_by_arn(params["ProjectArn"])
+    names = params.get("VersionNames")
+    versions = sorted(project.versions.values(), key=lambda v: v.created, reverse=True)
+    selected = [v for v in versions if names is None or v.name in names]
+    chunk, token = page(selected, params, ["DescribeProjectVersions", project.arn, names])
+    result: dict[str, Any] = {"ProjectVersionDescriptions": [describe(v) for v in chunk]}
+    if token:
+        result["NextToken"] = token
+    return result
+
+
+@operation("DeleteProjectVersion")
+def delete_project_version(engine: Engine, params: dict[str, Any], region: str) -> dict[str, Any]:
+    _, version = engine.version_by_arn(params["ProjectVersionArn"])
+    if version.status == "DELETING":
+        return {"Status": "DELETING"}
+    if version.status in BUSY:
+        raise errors.in_use(
+            f"The version {version.name} is {version.status}; "
+            "stop it (or wait for training to end) before deleting."
+        )
+    version.status = "DELETING"
+    version.status_message = "The model is being deleted."
+    version.transition_target = "DELETED"
+    version.transition_due = engine.due(engine.config.delete_seconds)
+    return {"Status": "DELETING"}
+
+
+@operation("StartProjectVersion")
+def start_project_version(engine: Engine, params: dict[str, Any], region: str) -> dict[str, Any]:
+    project, version = engine.version_by_arn(params["ProjectVersionArn"])
+    if version.feature == CONTENT_MODERATION:
+        raise errors.invalid_parameter(
+            "Adapters are not started: pass the adapter's ARN as ProjectVersion to DetectModerationLabels."
+        )
+    if version.status in ("STARTING", "RUNNING", "STOPPING", "TRAINING_IN_PROGRESS", "DELETING"):
+        raise errors.in_use(f"The version {version.name} is {version.status}.")
+    if version.status not in ("TRAINING_COMPLETED", "STOPPED", "FAILED"):
+        raise errors.invalid_parameter(
+            f"The version {version.name} is {version.status} and cannot be started."
+        )
+    minimum = params["MinInferenceUnits"]
+    maximum = params.get("MaxInferenceUnits")
+    if maximum is not None and maximum < minimum:
+        raise errors.invalid_parameter(
+            "MaxInferenceUnits must be greater than or equal to MinInferenceUnits."
+        )
+    version.min_inference_units = minimum
+    version.max_inference_units = maximum
+    version.status = "STARTING"
+    version.status_message = "The model is being started."
+    fault = engine.faults.take("start_failed", None, project.name)
+    version.transition_target = "FAILED" if fault else "RUNNING"
+    version.transition_message = (
+        (fault.message or "The model failed to start (internal error).") if fault else None
+    )
+    version.transition_due = engine.due(engine.config.start_seconds)
+    return {"Status": "STARTING"}
+
+
+@operation("StopProjectVersion")
+def stop_project_version(engine: Engine, params: dict[str, Any], region: str) -> dict[str, Any]:
+    _, version = engine.version_by_arn(params["ProjectVersionArn"])
+    if version.status == "STOPPING":
+        return {"Status": "STOPPING"}
+    if version.status not in ("RUNNING", "STARTING"):
+        raise errors.in_use(
+            f"The version {version.name} is {version.status}; only a running model can be stopped."
+        )
+    version.status = "STOPPING"
+    version.status_message = "The model is being stopped."
+    version.transition_target = "STOPPED"
+    version.transition_message = None
+    version.transition_due = engine.due(engine.config.stop_seconds)
+    return {"Status": "STOPPING"}

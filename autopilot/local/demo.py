@@ -1,0 +1,522 @@
+"""`autopilot local run`: the whole loop on a laptop, on real data, with the application's own wiring.
+
+upload a labeled dataset -> ingestion -> training -> promotion -> inference uploads -> auto-start
+-> detections published on SNS -> idle stop. Each phase waits (bounded) for what the stack itself
+reports: lifecycle events on its SNS topic, detections on the detections topic, dataset stats in
+the engine. When a part of the stack is missing or fails, the phase says so and the run stops
+with exit code 1 instead of pretending.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+import warnings
+from collections.abc import Callable
+from contextlib import ExitStack
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+import boto3
+
+from autopilot.local.runtime import LocalRuntime, TimelineEntry, running_stack
+from autopilot.local.sample_data import DemoSplit, demo_split
+from autopilot.local.template import deep_merge, synth_template
+from lambdas.common.constants import (
+    EVENT_ENTRIES_APPLIED,
+    EVENT_ENTRIES_REJECTED,
+    EVENT_MODEL_RUNNING,
+    EVENT_MODEL_START_FAILED,
+    EVENT_MODEL_STOPPED,
+    EVENT_TRAINING_COMPLETED,
+    EVENT_TRAINING_FAILED,
+    EVENT_TRAINING_SKIPPED,
+    EVENT_TRAINING_STARTED,
+    EVENT_VERSION_PROMOTED,
+    EVENT_VERSION_REJECTED,
+    INFERENCE_FOLDER,
+    TEST_FOLDER,
+    TRAIN_FOLDER,
+)
+
+STATE_DIR = Path(".local-stack")
+
+
+@dataclass
+class DemoOptions:
+    project: str = "digits"
+    speed: float = 120.0  # schedules, queue retries and the engine run 120 times faster than AWS
+    train_per_label: int = 20
+    test_per_label: int = 5
+    held_out_per_label: int = 3
+    idle_minutes: int = 1
+    phase_timeout_s: float = 120.0
+    state_dir: Path = STATE_DIR
+    verbose: bool = False
+
+
+@dataclass
+class Phase:
+    name: str
+    status: str  # "ok" | "failed" | "skipped"
+    seconds: float = 0.0
+    detail: str = ""
+
+
+@dataclass
+class DemoReport:
+    phases: list[Phase] = field(default_factory=list)
+    summary: dict[str, Any] = field(default_factory=dict)
+    timeline: list[dict[str, Any]] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    total_seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.phases) and all(phase.status == "ok" for phase in self.phases)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "total_seconds": round(self.total_seconds, 1),
+            "phases": [asdict(phase) for phase in self.phases],
+            "summary": self.summary,
+            "errors": self.errors,
+            "timeline": self.timeline,
+        }
+
+
+class PhaseFailedError(RuntimeError):
+    pass
+
+
+def demo_context(options: DemoOptions) -> dict[str, Any]:
+    """cdk.json context with the demo's short waits; the stack's wiring stays what it is."""
+    from infra.app_factory import REPO_ROOT
+    from lambdas.common.settings import load_cdk_context
+
+    base = load_cdk_context(str(REPO_ROOT / "cdk.json"))
+    overrides = {
+        "projects": {
+            "defaults": {
+                "training_schedule": "rate(10 minutes)",
+                "min_new_labeled_entries": 10,
+                "training_poll_seconds": 2,
+                "model_poll_seconds": 1,
+                "idle_minutes": options.idle_minutes,
+                "f1_floor": 0.5,
+                "review_confidence": None,
+            }
+        },
+        "controller_rate_minutes": 1,
+    }
+    return deep_merge(base, overrides)
+
+
+def _engine(options: DemoOptions) -> Any:
+    try:
+        from autopilot.engine import EngineConfig, EngineServer
+    except ImportError as missing:
+        raise PhaseFailedError(f"the local Custom Labels engine is not available: {missing}") from missing
+    data_dir = options.state_dir / "engine"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    return EngineServer(EngineConfig(time_scale=1.0 / options.speed, data_dir=None))
+
+
+class Demo:
+    def __init__(self, options: DemoOptions, out: TextIO | None = None, quiet: bool = False) -> None:
+        self.options = options
+        self.out = out
+        self.quiet = quiet
+        self.report = DemoReport()
+        self.started = time.monotonic()
+        self.runtime: LocalRuntime | None = None
+        self.split: DemoSplit | None = None
+        self._failed = False
+        self._say_lock = threading.Lock()
+
+    # -- output ---------------------------------------------------------------------------------
+    def say(self, text: str) -> None:
+        if self.out is not None and not self.quiet:
+            with self._say_lock:
+                self.out.write(text + "\n")
+                self.out.flush()
+
+    def _on_timeline(self, entry: TimelineEntry) -> None:
+        if entry.source == "lambda" and not self.options.verbose and " ok " in entry.text:
+            return  # successful invocations only in verbose mode; failures always show
+        if EVENT_TRAINING_SKIPPED in entry.text and not self.options.verbose:
+            return
+        elapsed = time.monotonic() - self.started
+        self.report.timeline.append({"t": round(elapsed, 2), "source": entry.source, "text": entry.text})
+        self.say(f"  {elapsed:6.1f}s  {entry.source:<13} {entry.text}")
+
+    # -- phases ---------------------------------------------------------------------------------
+    def phase(self, name: str, action: Callable[[], str]) -> None:
+        if self._failed:
+            self.report.phases.append(Phase(name, "skipped"))
+            return
+        self.say(f"==> {name}")
+        began = time.monotonic()
+        try:
+            detail = action()
+            status = "ok"
+        except PhaseFailedError as failure:
+            detail, status = str(failure), "failed"
+            self._failed = True
+        seconds = time.monotonic() - began
+        self.report.phases.append(Phase(name, status, round(seconds, 2), detail))
+        marker = "ok" if status == "ok" else "FAILED"
+        self.say(f"    {marker} in {seconds:.1f}s: {detail}")
+
+    def wait_for(self, what: str, predicate: Callable[[], bool], timeout_s: float | None = None) -> None:
+        assert self.runtime is not None
+        limit = timeout_s or self.options.phase_timeout_s
+        if not self.runtime.run_until(predicate, timeout_s=limit):
+            raise PhaseFailedError(f"gave up waiting for {what} after {limit:.0f}s. {self._diagnosis()}")
+
+    def _diagnosis(self) -> str:
+        assert self.runtime is not None
+        failures = [i for i in self.runtime.lambdas.invocations if i.error is not None]
+        hints = []
+        if failures:
+            last = failures[-1]
+            hints.append(
+                f"last function error: {last.function_name}: {last.error.get('errorType')}: "  # type: ignore[union-attr]
+                f"{str(last.error.get('errorMessage'))[:300]}"  # type: ignore[union-attr]
+            )
+        if self.runtime.errors:
+            hints.append("runtime: " + "; ".join(self.runtime.errors[-3:]))
+        if not self.runtime.functions:
+            hints.append("the synthesized stack has no Lambda functions")
+        return " ".join(hints) or "No function failed; the stack may not implement this step yet."
+
+    def events(self, event_type: str) -> list[dict[str, Any]]:
+        assert self.runtime is not None
+        found = []
+        for published in self.runtime.published:
+            body = published.json()
+            if (
+                isinstance(body, dict)
+                and body.get("type") == event_type
+                and body.get("project") == self.options.project
+            ):
+                found.append(body)
+        return found
+
+    def detections(self) -> list[dict[str, Any]]:
+        assert self.runtime is not None
+        found = []
+        for published in self.runtime.published:
+            body = published.json()
+            if isinstance(body, dict) and "top_label" in body and "image" in body:
+                found.append(body)
+        return found
+
+    # -- the run --------------------------------------------------------------------------------
+    def run(self) -> DemoReport:
+        options = self.options
+        options.state_dir.mkdir(parents=True, exist_ok=True)
+        warnings.filterwarnings("ignore", message="No application metrics to publish")
+        self.say(f"Custom Labels Autopilot, local run (project {options.project}, clock x{options.speed:g})")
+        template: dict[str, Any] = {}
+
+        def synthesize() -> str:
+            nonlocal template
+            template = synth_template(demo_context(options), outdir=str(options.state_dir / "cdk.out"))
+            kinds = [res.get("Type") for res in template.get("Resources", {}).values()]
+            return f"{len(kinds)} resources from the CDK app"
+
+        self.phase("synthesize the CDK app", synthesize)
+        if self._failed:
+            return self._finish()
+        with ExitStack() as stack:
+            log_path = options.state_dir / "functions.log"
+            log_file = stack.enter_context(open(log_path, "w", encoding="utf-8"))
+            engine = None
+
+            def start() -> str:
+                nonlocal engine
+                engine = _engine(options)
+                url = engine.start()
+                stack.callback(engine.stop, wait_for_training=10.0)
+                self.runtime = stack.enter_context(
+                    running_stack(
+                        template,
+                        clock_speed=options.speed,
+                        extra_environment={"AWS_ENDPOINT_URL_REKOGNITION": url},
+                        on_timeline=self._on_timeline,
+                        capture_output=log_file,
+                    )
+                )
+                # Training waits until the dataset is in: the schedule resumes after ingestion.
+                self.runtime.pause_schedules("Training")
+                return f"{self.runtime.describe_wiring()}; engine at {url}; function logs in {log_path}"
+
+            self.phase("start moto, the engine and the stack", start)
+            if self.runtime is not None:
+                self._flow()
+                self._summarize()
+        return self._finish()
+
+    def _bucket(self) -> str:
+        assert self.runtime is not None
+        candidates = self.runtime.find("AWS::S3::Bucket", "Storage/Data") or self.runtime.find(
+            "AWS::S3::Bucket", "Data"
+        )
+        if not candidates:
+            raise PhaseFailedError("the stack has no data bucket (Storage/Data)")
+        return self.runtime.physical(candidates[0])
+
+    def _flow(self) -> None:
+        options = self.options
+        project = options.project
+        s3 = boto3.client("s3")
+
+        def upload() -> str:
+            self.split = demo_split(
+                options.train_per_label, options.test_per_label, options.held_out_per_label
+            )
+            bucket = self._bucket()
+            for folder, images in ((TRAIN_FOLDER, self.split.train), (TEST_FOLDER, self.split.test)):
+                for image in images:
+                    s3.put_object(
+                        Bucket=bucket,
+                        Key=f"{project}/{folder}/{image.label}/{image.filename}",
+                        Body=image.png,
+                        ContentType="image/png",
+                    )
+            return (
+                f"{len(self.split.train)} train + {len(self.split.test)} test PNGs of "
+                f"{len(self.split.labels())} labels to s3://{bucket}/{project}/"
+            )
+
+        self.phase("upload a labeled dataset (scikit-learn digits)", upload)
+
+        def ingestion() -> str:
+            assert self.split is not None
+            expected = len(self.split.train) + len(self.split.test)
+
+            def all_applied() -> bool:
+                stats = self._dataset_stats()
+                return sum(s.get("LabeledEntries", 0) for s in stats.values()) >= expected and not any(
+                    s.get("Status", "").endswith("IN_PROGRESS") for s in stats.values()
+                )
+
+            self.wait_for(f"{expected} labeled dataset entries", all_applied)
+            stats = self._dataset_stats()
+            rejected = len(self.events(EVENT_ENTRIES_REJECTED))
+            return (
+                ", ".join(
+                    f"{kind}: {s.get('LabeledEntries', 0)} entries" for kind, s in sorted(stats.items())
+                )
+                + f"; {len(self.events(EVENT_ENTRIES_APPLIED))} entries.applied events, {rejected} rejections"
+            )
+
+        self.phase("ingestion (S3 -> SQS -> ingestion handler -> UpdateDatasetEntries)", ingestion)
+
+        def training() -> str:
+            def finished() -> bool:
+                return bool(self.events(EVENT_TRAINING_COMPLETED) or self.events(EVENT_TRAINING_FAILED))
+
+            assert self.runtime is not None
+            self.runtime.resume_schedules("Training")
+            self.runtime.fire("Training")  # the dataset is complete: the next scheduled check is now
+            self.wait_for(
+                f"{EVENT_TRAINING_STARTED} on the training schedule",
+                lambda: bool(self.events(EVENT_TRAINING_STARTED)),
+            )
+            self.wait_for(f"{EVENT_TRAINING_COMPLETED}", finished)
+            if self.events(EVENT_TRAINING_FAILED):
+                raise PhaseFailedError(
+                    f"training failed: {self.events(EVENT_TRAINING_FAILED)[-1].get('detail')}"
+                )
+            detail = self.events(EVENT_TRAINING_COMPLETED)[-1].get("detail") or {}
+            return _brief(detail)
+
+        self.phase("training (schedule -> state machine -> CreateProjectVersion)", training)
+
+        def promotion() -> str:
+            self.wait_for(
+                f"{EVENT_VERSION_PROMOTED} or {EVENT_VERSION_REJECTED}",
+                lambda: bool(self.events(EVENT_VERSION_PROMOTED) or self.events(EVENT_VERSION_REJECTED)),
+            )
+            if not self.events(EVENT_VERSION_PROMOTED):
+                raise PhaseFailedError(f"the version was rejected: {self.events(EVENT_VERSION_REJECTED)[-1]}")
+            return _brief(self.events(EVENT_VERSION_PROMOTED)[-1].get("detail") or {})
+
+        self.phase("evaluation gate and promotion", promotion)
+
+        def inference() -> str:
+            assert self.split is not None
+            bucket = self._bucket()
+            for image in self.split.held_out:
+                s3.put_object(
+                    Bucket=bucket, Key=f"{project}/{INFERENCE_FOLDER}/{image.filename}", Body=image.png
+                )
+            return (
+                f"{len(self.split.held_out)} held-out images to s3://{bucket}/{project}/{INFERENCE_FOLDER}/"
+            )
+
+        self.phase("inference uploads (model stopped: images wait in the queue)", inference)
+
+        def auto_start() -> str:
+            self.wait_for(
+                EVENT_MODEL_RUNNING,
+                lambda: bool(self.events(EVENT_MODEL_RUNNING) or self.events(EVENT_MODEL_START_FAILED)),
+            )
+            if not self.events(EVENT_MODEL_RUNNING):
+                raise PhaseFailedError(
+                    f"the model did not start: {self.events(EVENT_MODEL_START_FAILED)[-1]}"
+                )
+            return _brief(self.events(EVENT_MODEL_RUNNING)[-1].get("detail") or {})
+
+        self.phase("auto-start of the production version", auto_start)
+
+        def detections() -> str:
+            assert self.split is not None
+            expected = len(self.split.held_out)
+            self.wait_for(f"{expected} detections on SNS", lambda: len(self._held_out_results()) >= expected)
+            results = self._held_out_results()
+            correct = sum(1 for truth, result in results.values() if result.get("top_label") == truth)
+            return f"{len(results)} detections published; {correct}/{len(results)} correct"
+
+        self.phase("detections published on SNS", detections)
+
+        def idle_stop() -> str:
+            self.wait_for(
+                EVENT_MODEL_STOPPED,
+                lambda: bool(self.events(EVENT_MODEL_STOPPED)),
+                timeout_s=self.options.phase_timeout_s + 60 * self.options.idle_minutes,
+            )
+            return f"stopped after {self.options.idle_minutes} idle minute(s)"
+
+        self.phase(f"idle stop (idle_minutes={self.options.idle_minutes})", idle_stop)
+
+    # -- measurements ---------------------------------------------------------------------------
+    def _rekognition(self) -> Any:
+        return boto3.client("rekognition")
+
+    def _dataset_stats(self) -> dict[str, dict[str, Any]]:
+        rekognition = self._rekognition()
+        stats: dict[str, dict[str, Any]] = {}
+        try:
+            projects = rekognition.describe_projects(ProjectNames=[self.options.project]).get(
+                "ProjectDescriptions", []
+            )
+        except Exception:  # the engine answers errors for unknown projects early on; treat as none yet
+            return stats
+        for project in projects:
+            for dataset in project.get("Datasets", []):
+                described = rekognition.describe_dataset(DatasetArn=dataset["DatasetArn"])[
+                    "DatasetDescription"
+                ]
+                stats[dataset["DatasetType"]] = {
+                    "Status": described.get("Status", ""),
+                    **(described.get("DatasetStats") or {}),
+                }
+        return stats
+
+    def _held_out_results(self) -> dict[str, tuple[str, dict[str, Any]]]:
+        assert self.split is not None
+        truth = {image.filename: image.label for image in self.split.held_out}
+        results: dict[str, tuple[str, dict[str, Any]]] = {}
+        for body in self.detections():
+            key = str((body.get("image") or {}).get("key", ""))
+            name = key.rsplit("/", 1)[-1]
+            if name in truth and key.startswith(f"{self.options.project}/{INFERENCE_FOLDER}/"):
+                results[name] = (truth[name], body)
+        return results
+
+    def _summarize(self) -> None:
+        runtime = self.runtime
+        assert runtime is not None
+        summary: dict[str, Any] = {}
+        try:
+            summary["dataset_entries"] = {
+                kind: s.get("LabeledEntries", 0) for kind, s in self._dataset_stats().items()
+            }
+        except Exception as error:  # the summary reports what it can
+            summary["dataset_entries"] = f"unavailable: {error}"
+        promoted = self.events(EVENT_VERSION_PROMOTED)
+        completed = self.events(EVENT_TRAINING_COMPLETED)
+        f1 = None
+        for body in promoted[-1:] + completed[-1:]:
+            detail = body.get("detail") or {}
+            f1 = f1 if f1 is not None else detail.get("f1") or detail.get("f1_score") or detail.get("F1Score")
+        summary["f1"] = f1
+        if self.split is not None:
+            results = self._held_out_results()
+            correct = sum(1 for truth, result in results.values() if result.get("top_label") == truth)
+            summary["held_out_images"] = len(self.split.held_out)
+            summary["held_out_detected"] = len(results)
+            summary["held_out_accuracy"] = round(correct / len(results), 3) if results else None
+        by_topic: dict[str, int] = {}
+        for published in runtime.published:
+            topic = published.topic_arn.rsplit(":", 1)[-1]
+            by_topic[topic] = by_topic.get(topic, 0) + 1
+        summary["messages_published"] = by_topic
+        summary["inference_unit_hours"] = self._inference_unit_hours()
+        summary["function_invocations"] = len(runtime.lambdas.invocations)
+        summary["function_errors"] = sum(1 for i in runtime.lambdas.invocations if i.error is not None)
+        summary["dead_letter_messages"] = runtime.dead_letter_depths()
+        summary["step_functions_executions"] = dict(_count(runtime.executions.values()))
+        self.report.summary = summary
+        self.report.errors = list(runtime.errors)
+
+    def _inference_unit_hours(self) -> dict[str, Any]:
+        """Running time between model.running and model.stopped, times the inference units."""
+        assert self.runtime is not None
+        running = [p for p in self.runtime.published if (p.json() or {}).get("type") == EVENT_MODEL_RUNNING]
+        stopped = [p for p in self.runtime.published if (p.json() or {}).get("type") == EVENT_MODEL_STOPPED]
+        if not running:
+            return {"local_seconds": 0.0, "iu_hours_at_aws_pace": 0.0}
+        end = stopped[-1].received_at if stopped else time.monotonic()
+        seconds = max(0.0, end - running[0].received_at)
+        units = int((running[0].json().get("detail") or {}).get("min_inference_units", 1) or 1)
+        # The engine runs its simulated durations `speed` times faster than AWS would.
+        return {
+            "local_seconds": round(seconds, 1),
+            "inference_units": units,
+            "iu_hours_at_aws_pace": round(seconds * self.options.speed * units / 3600, 3),
+        }
+
+    def _finish(self) -> DemoReport:
+        self.report.total_seconds = time.monotonic() - self.started
+        self._print_summary()
+        return self.report
+
+    def _print_summary(self) -> None:
+        report = self.report
+        self.say("")
+        self.say("Summary")
+        for phase in report.phases:
+            self.say(f"  [{phase.status:>7}] {phase.name} ({phase.seconds:.1f}s)")
+        for key, value in report.summary.items():
+            shown = json.dumps(value) if isinstance(value, (dict, list)) else value
+            self.say(f"  {key.replace('_', ' ')}: {shown}")
+        if report.errors:
+            self.say(f"  runtime errors: {len(report.errors)} (first: {report.errors[0][:200]})")
+        self.say(f"  total: {report.total_seconds:.1f}s -> {'OK' if report.ok else 'FAILED'}")
+
+
+def _brief(detail: dict[str, Any]) -> str:
+    items = [f"{k}={v}" for k, v in detail.items() if not isinstance(v, (dict, list))]
+    return ", ".join(items[:6]) or "done"
+
+
+def _count(values: Any) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for value in values:
+        counts[value] = counts.get(value, 0) + 1
+    return counts
+
+
+def run_demo(
+    options: DemoOptions | None = None, out: TextIO | None = None, quiet: bool = False
+) -> DemoReport:
+    os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+    return Demo(options or DemoOptions(), out=out, quiet=quiet).run()

@@ -1,0 +1,365 @@
+"""An in-process stand-in for the Lambda Invoke API that runs the application's real handlers.
+
+moto's Lambda needs Docker, and its Step Functions interpreter invokes `lambda:invoke` tasks with
+boto3. With AWS_ENDPOINT_URL_LAMBDA pointing at this service, those tasks (and any boto3 or AWS
+CLI `lambda invoke`) run the registered Python handlers in this process:
+
+    svc = LocalLambdaService()
+    svc.register("Fn", handler="lambdas.ingestion.handler.handle", environment={...}, timeout_s=60)
+    url = svc.start()          # http://127.0.0.1:<free port>
+    ...
+    svc.stop()
+
+Only POST /2015-03-31/functions/{FunctionName}/invocations is served (RequestResponse, Event,
+DryRun). Handler exceptions come back as on AWS: status 200, header X-Amz-Function-Error:
+Unhandled, body {"errorMessage", "errorType", "stackTrace"}. Invocations are serialized because
+os.environ (each function's environment) is process-wide.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import importlib
+import io
+import json
+import logging
+import os
+import threading
+import time
+import traceback
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, TextIO
+from urllib.parse import unquote
+
+logger = logging.getLogger(__name__)
+
+INVOKE_PATH_PREFIX = "/2015-03-31/functions/"
+INVOKE_PATH_SUFFIX = "/invocations"
+
+
+@dataclass
+class LambdaContext:
+    """The attributes handlers and Powertools read from the Lambda context object."""
+
+    function_name: str
+    invoked_function_arn: str
+    memory_limit_in_mb: int
+    aws_request_id: str
+    timeout_s: float
+    function_version: str = "$LATEST"
+    log_group_name: str = ""
+    log_stream_name: str = ""
+    identity: Any = None
+    client_context: Any = None
+    _deadline: float = field(default=0.0, repr=False)
+
+    def __post_init__(self) -> None:
+        self._deadline = time.monotonic() + self.timeout_s
+        self.log_group_name = self.log_group_name or f"/aws/lambda/{self.function_name}"
+        self.log_stream_name = (
+            self.log_stream_name or f"local/[$LATEST]{self.aws_request_id.replace('-', '')}"
+        )
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self._deadline - time.monotonic()) * 1000))
+
+
+@dataclass
+class RegisteredFunction:
+    name: str
+    handler: str
+    environment: dict[str, str]
+    timeout_s: float
+    memory_mb: int
+    arn: str
+    aliases: tuple[str, ...] = ()
+
+
+@dataclass
+class Invocation:
+    """One finished invocation: what the local runtime shows in its timeline and its tests assert."""
+
+    function_name: str
+    request_id: str
+    invocation_type: str
+    event: Any
+    result: Any = None
+    error: dict[str, Any] | None = None
+    duration_s: float = 0.0
+
+
+class FunctionNotFoundError(KeyError):
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class LocalLambdaService:
+    def __init__(
+        self,
+        account: str = "123456789012",
+        region: str = "us-east-1",
+        host: str = "127.0.0.1",
+        base_environment: dict[str, str] | None = None,
+        capture_output: bool | TextIO = False,
+    ) -> None:
+        """`capture_output`: True keeps handler stdout (logs, metrics) in `.output`; a file receives it."""
+        self.account = account
+        self.region = region
+        self.host = host
+        self.base_environment = dict(base_environment or {})
+        self.capture_output = bool(capture_output)
+        self.invocations: list[Invocation] = []
+        self.listeners: list[Callable[[Invocation], None]] = []
+        self._functions: dict[str, RegisteredFunction] = {}
+        self._lock = threading.RLock()
+        self._registry_lock = threading.Lock()
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+        self._async: list[threading.Thread] = []
+        self.output: TextIO = capture_output if not isinstance(capture_output, bool) else io.StringIO()
+
+    # -- registration ---------------------------------------------------------------------------
+    def register(
+        self,
+        name: str,
+        handler: str,
+        environment: dict[str, str] | None = None,
+        timeout_s: float = 60,
+        memory_mb: int = 512,
+        aliases: tuple[str, ...] = (),
+    ) -> RegisteredFunction:
+        """`handler` is "package.module.function"; `aliases` are other names it answers to."""
+        arn = f"arn:aws:lambda:{self.region}:{self.account}:function:{name}"
+        function = RegisteredFunction(
+            name=name,
+            handler=handler,
+            environment={k: str(v) for k, v in (environment or {}).items()},
+            timeout_s=timeout_s,
+            memory_mb=memory_mb,
+            arn=arn,
+            aliases=tuple(aliases),
+        )
+        with self._registry_lock:
+            for key in (name, arn, *aliases):
+                self._functions[key] = function
+        return function
+
+    def functions(self) -> list[RegisteredFunction]:
+        unique = {id(fn): fn for fn in self._functions.values()}
+        return list(unique.values())
+
+    def lookup(self, function_name: str) -> RegisteredFunction:
+        """Accepts a name, a full or partial ARN, with or without a version/alias qualifier."""
+        candidates = [function_name]
+        if function_name.startswith("arn:"):
+            parts = function_name.split(":")
+            if len(parts) >= 7:
+                candidates.append(parts[6])
+        elif ":function:" in function_name:
+            candidates.append(function_name.split(":function:", 1)[1].split(":", 1)[0])
+        elif ":" in function_name:
+            candidates.append(function_name.split(":", 1)[0])
+        with self._registry_lock:
+            for candidate in candidates:
+                if candidate in self._functions:
+                    return self._functions[candidate]
+        raise FunctionNotFoundError(
+            f"Function not found: arn:aws:lambda:{self.region}:{self.account}:function:{function_name}"
+        )
+
+    # -- invocation -----------------------------------------------------------------------------
+    def invoke(self, function_name: str, event: Any, invocation_type: str = "RequestResponse") -> Invocation:
+        """Runs the handler now, in this thread; never raises for handler errors (see .error)."""
+        function = self.lookup(function_name)
+        request_id = str(uuid.uuid4())
+        record = Invocation(function.name, request_id, invocation_type, event)
+        context = LambdaContext(
+            function_name=function.name,
+            invoked_function_arn=function.arn,
+            memory_limit_in_mb=function.memory_mb,
+            aws_request_id=request_id,
+            timeout_s=function.timeout_s,
+        )
+        started = time.monotonic()
+        with self._lock, self._environment(function), self._captured():
+            try:
+                handler = _load_handler(function.handler)
+                record.result = handler(event, context)
+            except Exception as error:  # the Lambda runtime reports every handler error
+                record.error = {
+                    "errorMessage": str(error),
+                    "errorType": type(error).__name__,
+                    "requestId": request_id,
+                    "stackTrace": traceback.format_tb(error.__traceback__),
+                }
+                logger.info("function %s failed: %s: %s", function.name, type(error).__name__, error)
+        record.duration_s = time.monotonic() - started
+        self.invocations.append(record)
+        for listener in list(self.listeners):
+            listener(record)
+        return record
+
+    def invoke_async(self, function_name: str, event: Any) -> None:
+        self.lookup(function_name)  # unknown functions fail at once, as on AWS
+        thread = threading.Thread(
+            target=self.invoke,
+            args=(function_name, event, "Event"),
+            name=f"lambda-{function_name}",
+            daemon=True,
+        )
+        self._async = [t for t in self._async if t.is_alive()] + [thread]
+        thread.start()
+
+    def wait_async(self, timeout_s: float = 30) -> None:
+        deadline = time.monotonic() + timeout_s
+        for thread in list(self._async):
+            thread.join(max(0.0, deadline - time.monotonic()))
+
+    @contextlib.contextmanager
+    def _environment(self, function: RegisteredFunction) -> Iterator[None]:
+        values = {
+            "AWS_LAMBDA_FUNCTION_NAME": function.name,
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(function.memory_mb),
+            "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+            **self.base_environment,
+            **function.environment,
+        }
+        saved = {key: os.environ.get(key) for key in values}
+        os.environ.update(values)
+        try:
+            yield
+        finally:
+            for key, previous in saved.items():
+                if previous is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = previous
+
+    @contextlib.contextmanager
+    def _captured(self) -> Iterator[None]:
+        if not self.capture_output:
+            yield
+            return
+        with contextlib.redirect_stdout(self.output):
+            yield
+
+    # -- HTTP server ----------------------------------------------------------------------------
+    @property
+    def url(self) -> str:
+        if self._server is None:
+            raise RuntimeError("the Lambda service is not started")
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def start(self, port: int = 0) -> str:
+        if self._server is not None:
+            return self.url
+        service = self
+
+        class Handler(_InvokeHandler):
+            lambda_service = service
+
+        self._server = ThreadingHTTPServer((self.host, port), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, name="local-lambda", daemon=True)
+        self._thread.start()
+        return self.url
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    def __enter__(self) -> LocalLambdaService:
+        self.start()
+        return self
+
+    def __exit__(self, *_: Any) -> None:
+        self.stop()
+
+
+_HANDLER_CACHE: dict[str, Callable[..., Any]] = {}
+
+
+def _load_handler(path: str) -> Callable[..., Any]:
+    if path not in _HANDLER_CACHE:
+        module_name, _, attribute = path.rpartition(".")
+        if not module_name:
+            raise ImportError(f"handler {path!r} must be 'module.function'")
+        module = importlib.import_module(module_name)
+        _HANDLER_CACHE[path] = getattr(module, attribute)
+    return _HANDLER_CACHE[path]
+
+
+class _InvokeHandler(BaseHTTPRequestHandler):
+    lambda_service: LocalLambdaService
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:
+        logger.debug("lambda service: " + format, *args)
+
+    def do_POST(self) -> None:
+        path = self.path.split("?", 1)[0]
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        if not (path.startswith(INVOKE_PATH_PREFIX) and path.endswith(INVOKE_PATH_SUFFIX)):
+            self._error(404, "UnknownOperationException", f"unsupported path {path}")
+            return
+        name = unquote(path[len(INVOKE_PATH_PREFIX) : -len(INVOKE_PATH_SUFFIX)])
+        invocation_type = self.headers.get("X-Amz-Invocation-Type") or "RequestResponse"
+        try:
+            event = json.loads(body) if body else {}
+        except ValueError:
+            self._error(400, "InvalidRequestContentException", "Could not parse request body into json")
+            return
+        service = self.lambda_service
+        try:
+            service.lookup(name)
+        except FunctionNotFoundError as missing:
+            self._error(404, "ResourceNotFoundException", str(missing))
+            return
+        if invocation_type == "DryRun":
+            self._send(204, b"")
+            return
+        if invocation_type == "Event":
+            service.invoke_async(name, event)
+            self._send(202, b"")
+            return
+        if invocation_type != "RequestResponse":
+            self._error(
+                400, "InvalidParameterValueException", f"invalid X-Amz-Invocation-Type {invocation_type}"
+            )
+            return
+        record = service.invoke(name, event)
+        headers = {"X-Amz-Executed-Version": "$LATEST", "X-Amz-Request-Id": record.request_id}
+        if self.headers.get("X-Amz-Log-Type") == "Tail":
+            tail = f"START RequestId: {record.request_id}\nEND RequestId: {record.request_id}\n"
+            headers["X-Amz-Log-Result"] = base64.b64encode(tail.encode()).decode()
+        if record.error is not None:
+            headers["X-Amz-Function-Error"] = "Unhandled"
+            payload = json.dumps(record.error).encode()
+        else:
+            payload = json.dumps(record.result, default=str).encode()
+        self._send(200, payload, headers)
+
+    def _error(self, status: int, error_type: str, message: str) -> None:
+        body = json.dumps({"Type": "User", "message": message}).encode()
+        self._send(status, body, {"x-amzn-ErrorType": error_type})
+
+    def _send(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        for key, value in (headers or {}).items():
+            self.send_header(key, value)
+        self.end_headers()
+        if body:
+            self.wfile.write(body)

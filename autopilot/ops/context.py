@@ -1,0 +1,271 @@
+"""What every operator command shares: the target (AWS or local), the stack's resources, output
+and exit codes."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+STACK_NAME = "CustomLabelsAutopilot"
+DEFAULT_LOCAL_ENV = Path(".local-stack") / "local.env"
+ENV_STACK_FILE = "AUTOPILOT_STACK_FILE"
+
+# Exit codes
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+EXIT_NOT_FOUND = 3
+EXIT_TIMEOUT = 4
+
+# Logical id prefixes of the resources the commands use (CDK appends an 8-hex hash).
+DATA_BUCKET = "StorageData"
+STATE_TABLE = "StorageState"
+SETTINGS_PARAMETER = "StorageSettings"
+LIFECYCLE_TOPIC = "NotificationsLifecycle"
+DETECTIONS_TOPIC = "NotificationsDetections"
+TRAINING_STATE_MACHINE = "TrainingStateMachine"
+MODEL_CONTROL_STATE_MACHINE = "ServingModelControl"
+
+
+class CommandError(Exception):
+    """A failure the user can act on; `code` is the process exit code."""
+
+    def __init__(self, message: str, code: int = EXIT_FAILURE) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def common_options() -> argparse.ArgumentParser:
+    """Options every operator command accepts (after the command name)."""
+    parent = argparse.ArgumentParser(add_help=False)
+    group = parent.add_argument_group("target")
+    group.add_argument("--json", action="store_true", help="print machine-readable JSON instead of text")
+    group.add_argument(
+        "--env-file",
+        type=Path,
+        help="an env file written by `autopilot local serve` (endpoints, credentials, stack file)",
+    )
+    group.add_argument(
+        "--local",
+        action="store_true",
+        help=f"same as --env-file {DEFAULT_LOCAL_ENV} (the running local stack)",
+    )
+    group.add_argument(
+        "--stack-name", default=STACK_NAME, help=f"CloudFormation stack (default {STACK_NAME})"
+    )
+    group.add_argument("--region", help="AWS region (default: the boto3 configuration)")
+    return parent
+
+
+def load_env_file(path: Path) -> dict[str, str]:
+    """Parses `export KEY=value` / `KEY=value` lines (no shell expansion) into os.environ."""
+    if not path.is_file():
+        raise CommandError(
+            f"env file {path} does not exist; start the local stack with `autopilot local serve` first",
+            EXIT_NOT_FOUND,
+        )
+    values: dict[str, str] = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        line = line.removeprefix("export ").strip()
+        key, sep, value = line.partition("=")
+        if not sep:
+            continue
+        values[key.strip()] = value.strip().strip("'\"")
+    os.environ.update(values)
+    return values
+
+
+@dataclass
+class StackResources:
+    """Logical id -> physical id of the deployed (or local) stack."""
+
+    mapping: dict[str, str]
+    source: str
+
+    def find(self, prefix: str, required: bool = True) -> str | None:
+        pattern = re.compile(re.escape(prefix) + r"[0-9A-F]{8}$")
+        matches = sorted(lid for lid in self.mapping if pattern.match(lid))
+        if not matches:
+            matches = sorted(lid for lid in self.mapping if lid.startswith(prefix))
+        if not matches:
+            if required:
+                raise CommandError(f"the stack ({self.source}) has no resource {prefix}*", EXIT_NOT_FOUND)
+            return None
+        return self.mapping[matches[0]]
+
+    @classmethod
+    def from_file(cls, path: Path) -> StackResources:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return cls(dict(data["resources"]), f"local stack file {path}")
+
+    @classmethod
+    def from_cloudformation(cls, client: Any, stack_name: str) -> StackResources:
+        mapping: dict[str, str] = {}
+        try:
+            paginator = client.get_paginator("list_stack_resources")
+            for page in paginator.paginate(StackName=stack_name):
+                for item in page["StackResourceSummaries"]:
+                    if item.get("PhysicalResourceId"):
+                        mapping[item["LogicalResourceId"]] = item["PhysicalResourceId"]
+        except ClientError as error:
+            if "does not exist" in str(error):
+                raise CommandError(
+                    f"stack {stack_name} does not exist in this account/region; deploy it with `cdk deploy` "
+                    "or target the local stack with --local",
+                    EXIT_NOT_FOUND,
+                ) from error
+            raise
+        return cls(mapping, f"CloudFormation stack {stack_name}")
+
+
+class Context:
+    """Clients and resources of the target, created lazily from the parsed options."""
+
+    def __init__(self, args: argparse.Namespace, out: TextIO | None = None) -> None:
+        self.args = args
+        self.out = out or sys.stdout
+        self.json = bool(getattr(args, "json", False))
+        env_file = getattr(args, "env_file", None) or (
+            DEFAULT_LOCAL_ENV if getattr(args, "local", False) else None
+        )
+        if env_file is not None:
+            load_env_file(Path(env_file))
+        self.region = (
+            getattr(args, "region", None)
+            or os.environ.get("AWS_DEFAULT_REGION")
+            or os.environ.get("AWS_REGION")
+        )
+        self._clients: dict[str, Any] = {}
+        self._resources: StackResources | None = None
+
+    def client(self, service: str) -> Any:
+        if service not in self._clients:
+            config = Config(retries={"max_attempts": 5, "mode": "standard"}, user_agent_extra="autopilot-cli")
+            self._clients[service] = boto3.client(service, region_name=self.region, config=config)  # type: ignore[call-overload]
+        return self._clients[service]
+
+    @property
+    def resources(self) -> StackResources:
+        if self._resources is None:
+            stack_file = os.environ.get(ENV_STACK_FILE)
+            if stack_file:
+                self._resources = StackResources.from_file(Path(stack_file))
+            else:
+                self._resources = StackResources.from_cloudformation(
+                    self.client("cloudformation"), getattr(self.args, "stack_name", STACK_NAME)
+                )
+        return self._resources
+
+    # -- output ---------------------------------------------------------------------------------
+    def emit(self, data: Any, text: str | Callable[[], str]) -> None:
+        if self.json:
+            self.out.write(json.dumps(data, indent=2, default=str) + "\n")
+        else:
+            self.out.write((text() if callable(text) else text).rstrip("\n") + "\n")
+        self.out.flush()
+
+    def progress(self, message: str) -> None:
+        """Progress of long waits goes to stderr so that --json output stays parseable."""
+        sys.stderr.write(message + "\n")
+        sys.stderr.flush()
+
+
+def run_command(func: Callable[[Context], int | None]) -> Callable[[argparse.Namespace], int]:
+    """Wraps a command: builds the context and maps failures to messages and exit codes."""
+
+    def runner(args: argparse.Namespace) -> int:
+        try:
+            context = Context(args)
+            return int(func(context) or EXIT_OK)
+        except CommandError as error:
+            sys.stderr.write(f"error: {error}\n")
+            return error.code
+        except ClientError as error:
+            code = error.response.get("Error", {}).get("Code", "")
+            message = error.response.get("Error", {}).get("Message", str(error))
+            sys.stderr.write(f"error: {code}: {message}\n")
+            return (
+                EXIT_NOT_FOUND
+                if code in ("ResourceNotFoundException", "NoSuchKey", "NotFound")
+                else EXIT_FAILURE
+            )
+        except BotoCoreError as error:
+            sys.stderr.write(f"error: {error} (check credentials, region and endpoints, or use --local)\n")
+            return EXIT_FAILURE
+        except KeyboardInterrupt:
+            return 130
+
+    return runner
+
+
+def poll(
+    check: Callable[[], Any],
+    *,
+    timeout_s: float,
+    interval_s: float,
+    describe: Callable[[Any], str] | None = None,
+    context: Context | None = None,
+) -> Any:
+    """Calls `check` until it returns something truthy; bounded; reports progress to stderr."""
+    deadline = time.monotonic() + timeout_s
+    last = None
+    while time.monotonic() < deadline:
+        result = check()
+        if result:
+            return result
+        if context is not None and describe is not None:
+            message = describe(result)
+            if message != last:
+                context.progress(message)
+                last = message
+        time.sleep(interval_s)
+    raise CommandError(f"gave up after {timeout_s:.0f} s", EXIT_TIMEOUT)
+
+
+def iter_pages(
+    call: Callable[..., dict[str, Any]], key: str, max_pages: int = 1000, **kwargs: Any
+) -> Iterator[Any]:
+    """Follows NextToken (bounded)."""
+    for _ in range(max_pages):
+        page = call(**kwargs)
+        yield from page.get(key, [])
+        token = page.get("NextToken")
+        if not token:
+            return
+        kwargs["NextToken"] = token
+
+
+def project_arn(context: Context, project: str) -> dict[str, Any]:
+    """DescribeProjects for one name; CommandError(EXIT_NOT_FOUND) if it does not exist."""
+    described = (
+        context.client("rekognition").describe_projects(ProjectNames=[project]).get("ProjectDescriptions", [])
+    )
+    if not described:
+        raise CommandError(
+            f"project {project!r} does not exist yet; "
+            f"upload images under {project}/train/<label>/ to create it",
+            EXIT_NOT_FOUND,
+        )
+    return dict(described[0])
+
+
+def dataset_arn(context: Context, project: str, dataset_type: str) -> str:
+    for dataset in project_arn(context, project).get("Datasets", []):
+        if dataset["DatasetType"] == dataset_type.upper():
+            return str(dataset["DatasetArn"])
+    raise CommandError(f"project {project!r} has no {dataset_type.upper()} dataset yet", EXIT_NOT_FOUND)

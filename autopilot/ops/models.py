@@ -1,0 +1,309 @@
+"""Model lifecycle commands: train now, start/stop, promote/rollback.
+
+`train`, `start` and `stop` send the same EventBridge requests the stack's rules listen for, so
+the stack's own workflows do the work (locks, gates, retries); the command only waits and shows
+progress when asked to. `promote` and `rollback` replace the production record (conditionally,
+like the training workflow does) and ask the model controller to reconcile.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from autopilot.ops.context import (
+    EXIT_FAILURE,
+    EXIT_NOT_FOUND,
+    LIFECYCLE_TOPIC,
+    STATE_TABLE,
+    TRAINING_STATE_MACHINE,
+    CommandError,
+    Context,
+    common_options,
+    poll,
+    project_arn,
+    run_command,
+)
+from lambdas.common.constants import (
+    DETAIL_TYPE_MODEL_CONTROL_REQUESTED,
+    DETAIL_TYPE_TRAIN_REQUESTED,
+    EVENT_SOURCE,
+    EVENT_VERSION_PROMOTED,
+)
+from lambdas.common.events import LifecyclePublisher
+from lambdas.common.production import DatasetSnapshot, ProductionRecord, get_production
+
+PROMOTABLE = ("TRAINING_COMPLETED", "RUNNING", "STOPPED", "STARTING", "STOPPING", "COPYING_COMPLETED")
+
+
+def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    train = commands.add_parser(
+        "train",
+        parents=[common_options()],
+        help="request a training now (the stack's training workflow runs it)",
+        description="Sends the on-demand training request. Without --force the workflow still skips "
+        "when there are not enough new labeled entries.",
+    )
+    train.add_argument("project")
+    train.add_argument("--force", action="store_true", help="train even without enough new entries")
+    _wait_options(train, default_timeout=24 * 3600)
+    train.set_defaults(func=run_command(train_now))
+
+    for action, text in (("start", "start the production version"), ("stop", "stop the running model")):
+        parser = commands.add_parser(
+            action,
+            parents=[common_options()],
+            help=f"{text} (a manual override of the idle/window policy)",
+        )
+        parser.add_argument("project")
+        parser.add_argument(
+            "--override-minutes", type=int, help="how long the override holds (default: the controller's)"
+        )
+        _wait_options(parser, default_timeout=3600)
+        parser.set_defaults(func=run_command(control), action=action)
+
+    auto = commands.add_parser(
+        "auto", parents=[common_options()], help="clear a start/stop override (back to the policy)"
+    )
+    auto.add_argument("project")
+    auto.set_defaults(func=run_command(control), action="auto", wait=False, override_minutes=None)
+
+    promote = commands.add_parser(
+        "promote",
+        parents=[common_options()],
+        help="make a trained version the production version",
+    )
+    promote.add_argument("project")
+    promote.add_argument("version", help="VersionName of a trained version (see `autopilot status`)")
+    promote.set_defaults(func=run_command(promote_version))
+
+    rollback = commands.add_parser(
+        "rollback",
+        parents=[common_options()],
+        help="make the previous production version the production version again",
+    )
+    rollback.add_argument("project")
+    rollback.set_defaults(func=run_command(rollback_version))
+
+
+def _wait_options(parser: argparse.ArgumentParser, default_timeout: int) -> None:
+    parser.add_argument("--wait", action="store_true", help="wait for the outcome, with progress on stderr")
+    parser.add_argument(
+        "--timeout", type=float, default=default_timeout, help=f"seconds to wait (default {default_timeout})"
+    )
+    parser.add_argument("--interval", type=float, default=5.0, help="seconds between checks (default 5)")
+
+
+def put_request(context: Context, detail_type: str, detail: dict[str, Any]) -> str:
+    response = context.client("events").put_events(
+        Entries=[{"Source": EVENT_SOURCE, "DetailType": detail_type, "Detail": json.dumps(detail)}]
+    )
+    if response.get("FailedEntryCount"):
+        raise CommandError(f"EventBridge refused the request: {response['Entries']}")
+    return str(response["Entries"][0].get("EventId", ""))
+
+
+def train_now(context: Context) -> int:
+    args = context.args
+    requested_at = datetime.now(UTC)
+    event_id = put_request(
+        context, DETAIL_TYPE_TRAIN_REQUESTED, {"project": args.project, "force": args.force}
+    )
+    result: dict[str, Any] = {"project": args.project, "requested": True, "event_id": event_id}
+    if args.wait:
+        execution = _wait_for_training(context, args.project, requested_at)
+        result["execution"] = execution
+        if execution["status"] != "SUCCEEDED":
+            context.emit(result, f"training of {args.project} ended {execution['status']}")
+            return EXIT_FAILURE
+    context.emit(
+        result,
+        f"training requested for {args.project}"
+        + (f"; workflow {result['execution']['status']}" if "execution" in result else ""),
+    )
+    return 0
+
+
+def _wait_for_training(context: Context, project: str, since: datetime) -> dict[str, Any]:
+    sfn = context.client("stepfunctions")
+    machine = context.resources.find(TRAINING_STATE_MACHINE)
+    seen: dict[str, Any] = {}
+
+    def check() -> dict[str, Any] | None:
+        for execution in sfn.list_executions(stateMachineArn=machine, maxResults=20).get("executions", []):
+            if execution["startDate"] < since.replace(microsecond=0) - _SKEW:
+                continue
+            described = sfn.describe_execution(executionArn=execution["executionArn"])
+            try:
+                payload = json.loads(described.get("input") or "{}")
+            except ValueError:
+                payload = {}
+            if payload.get("project") != project:
+                continue
+            seen["current"] = {"arn": execution["executionArn"], "status": described["status"]}
+            if described["status"] != "RUNNING":
+                return seen["current"]
+        return None
+
+    def describe(_: Any) -> str:
+        current = seen.get("current")
+        return (
+            f"training workflow {current['status'].lower()}"
+            if current
+            else "waiting for the workflow to start"
+        )
+
+    return dict(
+        poll(
+            check,
+            timeout_s=context.args.timeout,
+            interval_s=context.args.interval,
+            describe=describe,
+            context=context,
+        )
+    )
+
+
+_SKEW = timedelta(seconds=5)
+
+
+def control(context: Context) -> int:
+    args = context.args
+    detail: dict[str, Any] = {"project": args.project, "action": args.action}
+    if getattr(args, "override_minutes", None):
+        detail["override_minutes"] = args.override_minutes
+    put_request(context, DETAIL_TYPE_MODEL_CONTROL_REQUESTED, detail)
+    result: dict[str, Any] = {"project": args.project, "action": args.action, "requested": True}
+    if getattr(args, "wait", False) and args.action in ("start", "stop"):
+        wanted = "RUNNING" if args.action == "start" else "STOPPED"
+        result["status"] = _wait_for_model(context, args.project, wanted)
+    context.emit(
+        result,
+        f"{args.action} requested for {args.project}"
+        + (f"; model {result['status']}" if "status" in result else ""),
+    )
+    return 0
+
+
+def _production_record(context: Context, project: str) -> ProductionRecord | None:
+    return get_production(
+        project, table_name=context.resources.find(STATE_TABLE), client=context.client("dynamodb")
+    )
+
+
+def _wait_for_model(context: Context, project: str, wanted: str) -> str:
+    record = _production_record(context, project)
+    if record is None:
+        raise CommandError(
+            f"project {project!r} has no production version to {wanted.lower()}", EXIT_NOT_FOUND
+        )
+    rekognition = context.client("rekognition")
+    arn = project_arn(context, project)["ProjectArn"]
+    current: dict[str, str] = {}
+
+    def check() -> str | None:
+        versions = rekognition.describe_project_versions(ProjectArn=arn, VersionNames=[record.version_name])
+        status = str(versions["ProjectVersionDescriptions"][0]["Status"])
+        current["status"] = status
+        if status == "FAILED":
+            raise CommandError(f"{record.version_name} FAILED: {versions['ProjectVersionDescriptions'][0]}")
+        return status if status == wanted else None
+
+    return str(
+        poll(
+            check,
+            timeout_s=context.args.timeout,
+            interval_s=context.args.interval,
+            describe=lambda _: f"{record.version_name}: {current.get('status', '?')}",
+            context=context,
+        )
+    )
+
+
+def _describe_version(context: Context, project: str, version: str) -> dict[str, Any]:
+    arn = project_arn(context, project)["ProjectArn"]
+    found = context.client("rekognition").describe_project_versions(ProjectArn=arn, VersionNames=[version])
+    descriptions = found.get("ProjectVersionDescriptions", [])
+    if not descriptions:
+        raise CommandError(f"project {project!r} has no version {version!r}", EXIT_NOT_FOUND)
+    return dict(descriptions[0])
+
+
+def _promote(context: Context, project: str, version: str, reason: str) -> dict[str, Any]:
+    description = _describe_version(context, project, version)
+    status = description.get("Status")
+    if status not in PROMOTABLE:
+        raise CommandError(
+            f"version {version} is {status}; only trained versions ({', '.join(PROMOTABLE)}) qualify"
+        )
+    current = _production_record(context, project)
+    if current is not None and current.version_name == version:
+        return {"project": project, "version": version, "changed": False, "reason": "already in production"}
+    record = ProductionRecord(
+        project=project,
+        version_arn=str(description["ProjectVersionArn"]),
+        version_name=version,
+        f1_score=float((description.get("EvaluationResult") or {}).get("F1Score") or 0.0),
+        promoted_at=datetime.now(UTC).isoformat(),
+        dataset_snapshot=current.dataset_snapshot if current else DatasetSnapshot(),
+        previous_version_arn=current.version_arn if current else None,
+    )
+    condition: dict[str, Any]
+    if current is None:
+        condition = {"ConditionExpression": "attribute_not_exists(pk)"}
+    else:
+        condition = {
+            "ConditionExpression": "version_arn = :current",
+            "ExpressionAttributeValues": {":current": {"S": current.version_arn}},
+        }
+    dynamodb = context.client("dynamodb")
+    try:
+        dynamodb.put_item(
+            TableName=context.resources.find(STATE_TABLE), Item=record.to_attribute_values(), **condition
+        )
+    except dynamodb.exceptions.ConditionalCheckFailedException as error:
+        raise CommandError("the production version changed meanwhile; run the command again") from error
+    LifecyclePublisher(
+        str(context.resources.find(LIFECYCLE_TOPIC)), sns_client=context.client("sns")
+    ).publish(
+        EVENT_VERSION_PROMOTED,
+        project,
+        version_arn=record.version_arn,
+        version_name=version,
+        f1_score=record.f1_score,
+        previous_version_arn=record.previous_version_arn,
+        reason=reason,
+    )
+    put_request(context, DETAIL_TYPE_MODEL_CONTROL_REQUESTED, {"project": project, "action": "auto"})
+    return {
+        "project": project,
+        "version": version,
+        "changed": True,
+        "previous_version_arn": record.previous_version_arn,
+        "f1": record.f1_score,
+    }
+
+
+def promote_version(context: Context) -> int:
+    args = context.args
+    result = _promote(context, args.project, args.version, reason="promoted by an operator")
+    context.emit(
+        result,
+        f"{args.project}: {args.version} " + ("is production" if result["changed"] else result["reason"]),
+    )
+    return 0
+
+
+def rollback_version(context: Context) -> int:
+    args = context.args
+    current = _production_record(context, args.project)
+    if current is None or not current.previous_version_arn:
+        raise CommandError(
+            f"project {args.project!r} has no previous production version to roll back to", EXIT_NOT_FOUND
+        )
+    previous = current.previous_version_arn.split("/version/", 1)[1].split("/", 1)[0]
+    result = _promote(context, args.project, previous, reason=f"rollback from {current.version_name}")
+    context.emit(result, f"{args.project}: rolled back from {current.version_name} to {previous}")
+    return 0

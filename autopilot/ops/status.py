@@ -1,0 +1,139 @@
+"""`autopilot status`: projects, datasets with stats, versions with status and F1, production, running."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from autopilot.ops.context import (
+    SETTINGS_PARAMETER,
+    STATE_TABLE,
+    Context,
+    common_options,
+    iter_pages,
+    run_command,
+)
+from lambdas.common.constants import ITEM_PRODUCTION, ITEM_SERVING, ITEM_TRAINING, PROJECT_PK_PREFIX
+from lambdas.common.settings import AppSettings
+
+RUNNING_STATUSES = ("RUNNING", "STARTING", "STOPPING")
+
+
+def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    parser = commands.add_parser(
+        "status",
+        parents=[common_options()],
+        help="projects, datasets, versions (F1, production) and what is running",
+        description="Shows every configured project: its datasets with statistics, its versions with "
+        "status and F1, which version is in production and which models are running.",
+    )
+    parser.add_argument("--project", action="append", help="only this project (repeatable)")
+    parser.set_defaults(func=run_command(status))
+
+
+def configured_projects(context: Context) -> list[str]:
+    name = context.resources.find(SETTINGS_PARAMETER)
+    raw = context.client("ssm").get_parameter(Name=name)["Parameter"]["Value"]
+    return sorted(AppSettings.from_json(raw).projects)
+
+
+def _state_items(context: Context, project: str) -> dict[str, dict[str, Any]]:
+    from boto3.dynamodb.types import TypeDeserializer
+
+    table = context.resources.find(STATE_TABLE)
+    response = context.client("dynamodb").query(
+        TableName=table,
+        KeyConditionExpression="pk = :pk",
+        ExpressionAttributeValues={":pk": {"S": f"{PROJECT_PK_PREFIX}{project}"}},
+        ConsistentRead=True,
+    )
+    deserializer = TypeDeserializer()
+    items = {}
+    for item in response.get("Items", []):
+        plain = {key: deserializer.deserialize(value) for key, value in item.items()}
+        items[str(plain.get("sk"))] = plain
+    return items
+
+
+def project_status(context: Context, project: str) -> dict[str, Any]:
+    rekognition = context.client("rekognition")
+    described = rekognition.describe_projects(ProjectNames=[project]).get("ProjectDescriptions", [])
+    state = _state_items(context, project)
+    production = state.get(ITEM_PRODUCTION) or {}
+    result: dict[str, Any] = {
+        "project": project,
+        "exists": bool(described),
+        "production": {
+            key: production.get(key) for key in ("version_name", "version_arn", "f1_score", "promoted_at")
+        }
+        if production
+        else None,
+        "training": _plain(state.get(ITEM_TRAINING)),
+        "serving": _plain(state.get(ITEM_SERVING)),
+        "datasets": [],
+        "versions": [],
+    }
+    if not described:
+        return result
+    project_description = described[0]
+    result["project_arn"] = project_description["ProjectArn"]
+    result["feature"] = project_description.get("Feature", "CUSTOM_LABELS")
+    for dataset in project_description.get("Datasets", []):
+        info = rekognition.describe_dataset(DatasetArn=dataset["DatasetArn"])["DatasetDescription"]
+        result["datasets"].append(
+            {"type": dataset["DatasetType"], "status": info.get("Status"), **(info.get("DatasetStats") or {})}
+        )
+    for version in iter_pages(
+        rekognition.describe_project_versions,
+        "ProjectVersionDescriptions",
+        ProjectArn=project_description["ProjectArn"],
+        MaxResults=100,
+    ):
+        arn = version["ProjectVersionArn"]
+        result["versions"].append(
+            {
+                "name": arn.split("/version/", 1)[1].split("/", 1)[0] if "/version/" in arn else arn,
+                "arn": arn,
+                "status": version.get("Status"),
+                "f1": (version.get("EvaluationResult") or {}).get("F1Score"),
+                "production": arn == production.get("version_arn"),
+                "min_inference_units": version.get("MinInferenceUnits"),
+                "created": version.get("CreationTimestamp"),
+            }
+        )
+    result["running"] = [v["name"] for v in result["versions"] if v["status"] in RUNNING_STATUSES]
+    return result
+
+
+def _plain(item: dict[str, Any] | None) -> dict[str, Any] | None:
+    if not item:
+        return None
+    return {key: value for key, value in item.items() if key not in ("pk", "sk")}
+
+
+def render(statuses: list[dict[str, Any]]) -> str:
+    lines = []
+    for status in statuses:
+        lines.append(f"project {status['project']}" + ("" if status["exists"] else " (not created yet)"))
+        for dataset in status["datasets"]:
+            lines.append(
+                f"  dataset {dataset['type']:<5} {dataset.get('status', '?'):<18} "
+                f"labeled {dataset.get('LabeledEntries', 0)}/{dataset.get('TotalEntries', 0)}, "
+                f"labels {dataset.get('TotalLabels', 0)}, errors {dataset.get('ErrorEntries', 0)}"
+            )
+        for version in status["versions"]:
+            f1 = f"{version['f1']:.3f}" if isinstance(version["f1"], (int, float)) else "-"
+            marker = "  <- production" if version["production"] else ""
+            lines.append(f"  version {version['name']:<40} {version['status']:<22} F1 {f1}{marker}")
+        running = status.get("running") or []
+        lines.append(f"  running: {', '.join(running) if running else 'nothing'}")
+        if status["production"] is None and status["exists"]:
+            lines.append("  production: none promoted yet")
+    return "\n".join(lines)
+
+
+def status(context: Context) -> int:
+    projects = context.args.project or configured_projects(context)
+    statuses = [project_status(context, project) for project in projects]
+    context.emit({"projects": statuses}, lambda: render(statuses))
+    return 0

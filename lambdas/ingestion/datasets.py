@@ -1,0 +1,222 @@
+"""Rekognition Custom Labels integration: projects, datasets and serialized entry updates."""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from lambdas.common import aws
+from lambdas.common.constants import FEATURE_CONTENT_MODERATION, REKOGNITION_MAX_RESULTS
+
+DATASET_TYPES = ("TRAIN", "TEST")
+_BUSY_STATUSES = frozenset({"CREATE_IN_PROGRESS", "UPDATE_IN_PROGRESS", "DELETE_IN_PROGRESS"})
+_MAX_BACKOFF_SECONDS = 30.0
+
+
+class DatasetBusy(Exception):
+    """The dataset stayed busy (another update, a create) until the deadline; try again later."""
+
+
+class UpdateStillRunning(DatasetBusy):
+    """Our update was accepted but had not finished by the deadline."""
+
+
+class UpdateFailed(Exception):
+    """The dataset reached UPDATE_FAILED after our update."""
+
+    def __init__(self, dataset_arn: str, code: str, message: str) -> None:
+        super().__init__(f"update of {dataset_arn} failed ({code}): {message}")
+        self.code = code
+        self.message = message
+
+
+class DatasetUnusable(Exception):
+    """CREATE_FAILED or being deleted: nothing can be added until someone fixes the dataset."""
+
+
+@dataclass
+class ProjectDatasets:
+    project_arn: str
+    datasets: dict[str, str] = field(default_factory=dict)  # dataset type -> ARN
+    created_project: bool = False
+    created_datasets: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class EntryError:
+    source_ref: str
+    errors: list[dict[str, Any]]
+
+
+class DatasetGateway:
+    """Talks to Rekognition. Every wait is bounded by a deadline on the injected monotonic clock."""
+
+    def __init__(
+        self,
+        client: Any | None = None,
+        *,
+        poll_seconds: float = 5.0,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._client = client
+        self._poll = poll_seconds
+        self._sleep = sleep
+        self._clock = clock
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            self._client = aws.client("rekognition")
+        return self._client
+
+    # -- projects and datasets -----------------------------------------------------------------
+    def find_project(self, name: str, feature: str) -> dict[str, Any] | None:
+        # Without Features, DescribeProjects lists CUSTOM_LABELS projects only.
+        response = self.client.describe_projects(ProjectNames=[name], Features=[feature])
+        matches = [
+            p for p in response.get("ProjectDescriptions", []) if p["ProjectArn"].split("/")[1] == name
+        ]
+        return matches[0] if len(matches) == 1 else None
+
+    def ensure_project(self, name: str, feature: str, deadline: float) -> ProjectDatasets:
+        """The project with its TRAIN and TEST datasets, creating whatever is missing."""
+        description = self.find_project(name, feature)
+        result = ProjectDatasets(project_arn="")
+        if description is None:
+            arguments: dict[str, Any] = {"ProjectName": name, "Feature": feature}
+            if feature == FEATURE_CONTENT_MODERATION:
+                arguments["AutoUpdate"] = "ENABLED"
+            try:
+                result.project_arn = self.client.create_project(**arguments)["ProjectArn"]
+                result.created_project = True
+            except ClientError as error:
+                if _code(error) != "ResourceInUseException":  # created meanwhile by a concurrent call
+                    raise
+            description = self.find_project(name, feature)
+            if description is None:
+                raise DatasetBusy(f"project {name} is not visible yet after CreateProject")
+        result.project_arn = description["ProjectArn"]
+        for dataset in description.get("Datasets", []):
+            result.datasets[dataset["DatasetType"]] = dataset["DatasetArn"]
+        for dataset_type in DATASET_TYPES:
+            if dataset_type in result.datasets:
+                continue
+            try:
+                arn = self.client.create_dataset(ProjectArn=result.project_arn, DatasetType=dataset_type)[
+                    "DatasetArn"
+                ]
+                result.created_datasets.append(dataset_type)
+            except ClientError as error:
+                if _code(error) != "ResourceAlreadyExistsException":
+                    raise
+                refreshed = self.find_project(name, feature) or {}
+                arn = next(
+                    d["DatasetArn"] for d in refreshed.get("Datasets", []) if d["DatasetType"] == dataset_type
+                )
+            result.datasets[dataset_type] = arn
+        return result
+
+    def describe(self, dataset_arn: str) -> dict[str, Any]:
+        return dict(self.client.describe_dataset(DatasetArn=dataset_arn)["DatasetDescription"])
+
+    def wait_until_idle(self, dataset_arn: str, deadline: float) -> dict[str, Any]:
+        """Waits out CREATE/UPDATE_IN_PROGRESS; returns the description once nothing is running."""
+        attempt = 0
+        while True:
+            description = self.describe(dataset_arn)
+            status = description.get("Status", "")
+            if status not in _BUSY_STATUSES:
+                if status == "CREATE_FAILED":
+                    raise DatasetUnusable(
+                        f"dataset {dataset_arn} is CREATE_FAILED: {description.get('StatusMessage', '')}; "
+                        "delete it so that ingestion creates it again"
+                    )
+                return description
+            if status == "DELETE_IN_PROGRESS":
+                raise DatasetUnusable(f"dataset {dataset_arn} is being deleted")
+            self._pause(attempt, deadline, f"dataset {dataset_arn} still {status}")
+            attempt += 1
+
+    # -- entries ---------------------------------------------------------------------------------
+    def update_entries(self, dataset_arn: str, payload: bytes, deadline: float) -> dict[str, Any]:
+        """One UpdateDatasetEntries call, after and until the dataset is idle.
+
+        ResourceInUseException (someone else's update started in between) is waited out with
+        bounded backoff. Returns the description once the dataset is UPDATE_COMPLETE.
+        """
+        attempt = 0
+        while True:
+            self.wait_until_idle(dataset_arn, deadline)
+            try:
+                self.client.update_dataset_entries(DatasetArn=dataset_arn, Changes={"GroundTruth": payload})
+                break
+            except ClientError as error:
+                if _code(error) != "ResourceInUseException":
+                    raise
+                self._pause(attempt, deadline, f"dataset {dataset_arn} in use")
+                attempt += 1
+        try:
+            description = self.wait_until_idle(dataset_arn, deadline)
+        except DatasetBusy as busy:
+            raise UpdateStillRunning(str(busy)) from None
+        if description.get("Status") == "UPDATE_FAILED":
+            raise UpdateFailed(
+                dataset_arn, description.get("StatusMessageCode", ""), description.get("StatusMessage", "")
+            )
+        return description
+
+    def entries_with_errors(
+        self, dataset_arn: str, source_refs: Iterable[str], max_pages: int = 50
+    ) -> list[EntryError]:
+        """Entries among `source_refs` that Rekognition marked with errors (HasErrors=True)."""
+        wanted = set(source_refs)
+        found: list[EntryError] = []
+        arguments: dict[str, Any] = {
+            "DatasetArn": dataset_arn,
+            "HasErrors": True,
+            "MaxResults": REKOGNITION_MAX_RESULTS,
+        }
+        for _ in range(max_pages):
+            response = self.client.list_dataset_entries(**arguments)
+            for text in response.get("DatasetEntries", []):
+                entry = json.loads(text)
+                ref = entry.get("source-ref", "")
+                if ref in wanted:
+                    found.append(EntryError(ref, collect_errors(entry)))
+            token = response.get("NextToken")
+            if not token:
+                break
+            arguments["NextToken"] = token
+        return found
+
+    def _pause(self, attempt: int, deadline: float, what: str) -> None:
+        delay = min(_MAX_BACKOFF_SECONDS, self._poll * (1.5**attempt)) * random.uniform(0.8, 1.2)
+        if self._clock() + delay > deadline:
+            raise DatasetBusy(f"{what} until the deadline")
+        self._sleep(delay)
+
+
+def collect_errors(node: Any) -> list[dict[str, Any]]:
+    """All {"code", "message"} objects found in "errors" lists anywhere in a returned line."""
+    errors: list[dict[str, Any]] = []
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "errors" and isinstance(value, list):
+                errors.extend(item for item in value if isinstance(item, dict))
+            else:
+                errors.extend(collect_errors(value))
+    elif isinstance(node, list):
+        for value in node:
+            errors.extend(collect_errors(value))
+    return errors
+
+
+def _code(error: ClientError) -> str:
+    return str(error.response.get("Error", {}).get("Code", ""))

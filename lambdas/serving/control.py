@@ -1,0 +1,147 @@
+"""One controller pass for one project: observe, decide (policy.decide), act through the state machine.
+
+Everything AWS is injected through `ControllerDeps`, so tests run this with fakes, Stubber or moto.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from lambdas.common.constants import (
+    EVENT_MODEL_STARTING,
+    EVENT_MODEL_STOPPING,
+    FEATURE_CONTENT_MODERATION,
+    TRANSITION_START,
+    TRANSITION_STOP,
+)
+from lambdas.common.events import LifecyclePublisher
+from lambdas.common.settings import ProjectSettings
+from lambdas.serving import policy
+from lambdas.serving.gateways import QueueBacklog, RekognitionModels, ServingTarget, TransitionStarter
+from lambdas.serving.state import ServingStore
+from lambdas.serving.windows import in_window
+
+
+@dataclass
+class ControllerDeps:
+    store: ServingStore
+    models: RekognitionModels
+    queue: QueueBacklog
+    starter: TransitionStarter
+    publisher: LifecyclePublisher
+    target: Callable[[str], ServingTarget | None]
+
+
+@dataclass
+class Outcome:
+    project: str
+    desired: str | None
+    action: str
+    reason: str
+    model_status: str | None = None
+    execution_arn: str | None = None
+    running_minutes: float = 0.0
+    unwanted_minutes: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def execution_name(project: str, transition: str, now: float) -> str:
+    safe = re.sub(r"[^A-Za-z0-9_-]", "-", project)[:40]
+    return f"{safe}-{transition.lower()}-{int(now)}-{uuid.uuid4().hex[:8]}"
+
+
+def transition_input(
+    target: ServingTarget, transition: str, settings: ProjectSettings, attempt: int
+) -> dict[str, Any]:
+    """The model control state machine's input (see infra/constructs/serving.py)."""
+    payload: dict[str, Any] = {
+        "project": target.project,
+        "action": transition,
+        "project_arn": target.project_arn,
+        "version_arn": target.version_arn,
+        "version_name": target.version_name,
+        "min_inference_units": settings.min_inference_units,
+        "poll_seconds": settings.model_poll_seconds,
+        "max_polls": policy.max_polls(settings.model_poll_seconds),
+        "polls": 0,
+        "attempt": attempt,
+    }
+    if settings.max_inference_units is not None:
+        payload["max_inference_units"] = settings.max_inference_units
+    return payload
+
+
+def control_project(
+    project: str,
+    settings: ProjectSettings,
+    *,
+    now: float,
+    deps: ControllerDeps,
+    controller_rate_minutes: int,
+    scheduled_tick: bool = False,
+) -> Outcome:
+    if settings.feature == FEATURE_CONTENT_MODERATION:
+        return Outcome(project, None, policy.Action.NONE, "moderation adapters need no inference units")
+
+    target = deps.target(project)
+    state = deps.store.load(project)
+    status = deps.models.status(target) if target is not None else None
+    observation = policy.Observation(
+        now=now,
+        model_status=status,
+        queue_backlog=deps.queue.backlog(),
+        in_window=in_window(settings.serving_windows, datetime.fromtimestamp(now, UTC)),
+    )
+    rules = policy.Policy(
+        idle_minutes=settings.idle_minutes,
+        start_retry_limit=settings.start_retry_limit,
+        pending_ttl_seconds=policy.pending_ttl_seconds(settings.model_poll_seconds, controller_rate_minutes),
+    )
+    decision = policy.decide(state, observation, rules)
+    outcome = Outcome(project, decision.desired, decision.action, decision.reason, status)
+    outcome.extra = {"queue_backlog": observation.queue_backlog, "in_window": observation.in_window}
+
+    if scheduled_tick and status == policy.Status.RUNNING:
+        outcome.running_minutes = float(controller_rate_minutes)
+        if decision.desired is policy.Desired.STOPPED:
+            outcome.unwanted_minutes = float(controller_rate_minutes)
+    if status is not None and decision.reset_attempts:
+        deps.store.record_status(project, status, reset_attempts=decision.reset_attempts)
+    if decision.action is policy.Action.NONE or target is None:
+        return outcome
+
+    transition = TRANSITION_START if decision.action is policy.Action.START else TRANSITION_STOP
+    attempt = state.start_attempts + 1 if transition == TRANSITION_START else 0
+    expires_at = now + policy.TRANSITION_TIMEOUT_SECONDS + policy.LOCK_MARGIN_SECONDS
+    if not deps.store.acquire_transition(project, transition, now, expires_at, attempt):
+        outcome.action = policy.Action.NONE
+        outcome.reason = "another transition holds the lock"
+        return outcome
+    try:
+        execution_arn = deps.starter.start(
+            execution_name(project, transition, now), transition_input(target, transition, settings, attempt)
+        )
+    except Exception:
+        deps.store.release_transition(project)  # let the next tick try again, then re-raise
+        raise
+    deps.store.attach_execution(project, execution_arn)
+    outcome.execution_arn = execution_arn
+    deps.publisher.publish(
+        EVENT_MODEL_STARTING if transition == TRANSITION_START else EVENT_MODEL_STOPPING,
+        project,
+        version_arn=target.version_arn,
+        reason=decision.reason,
+        attempt=attempt,
+        execution_arn=execution_arn,
+        min_inference_units=settings.min_inference_units,
+        max_inference_units=settings.max_inference_units,
+    )
+    return outcome

@@ -1,0 +1,298 @@
+"""Should this project train now? If so, take its lock and start the training workflow.
+
+A project trains when its datasets gained at least `min_new_labeled_entries` labeled entries
+(TRAIN + TEST) since the last training started (or when forced), none of its datasets is being
+created or updated, and no training of it is in flight. The lock (a conditional write in the
+state table) makes "never two at once" hold even when two triggers race.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from lambdas.common import aws
+from lambdas.common.constants import (
+    EVENT_TRAINING_SKIPPED,
+    FEATURE_CONTENT_MODERATION,
+    TRAINING_OUTPUT_FOLDER,
+)
+from lambdas.common.production import DatasetSnapshot
+from lambdas.common.settings import AppSettings, ProjectSettings
+from lambdas.training import naming
+from lambdas.training.rekognition import DatasetInfo, ProjectInfo, TrainingRekognition
+from lambdas.training.state import TrainingStateStore
+
+BUSY_STATUSES = frozenset({"CREATE_IN_PROGRESS", "UPDATE_IN_PROGRESS", "DELETE_IN_PROGRESS"})
+UNUSABLE_STATUSES = frozenset({"CREATE_FAILED"})
+
+STATUS_STARTED = "STARTED"
+STATUS_SKIPPED = "SKIPPED"
+
+
+@dataclass(frozen=True)
+class TriggerRequest:
+    project: str
+    force: bool = False
+    source: str = "schedule"
+
+
+@dataclass(frozen=True)
+class Decision:
+    train: bool
+    reason: str
+    new_entries: int = 0
+
+
+@dataclass(frozen=True)
+class TriggerResult:
+    project: str
+    status: str
+    reason: str
+    execution_arn: str | None = None
+    version_name: str | None = None
+    detail: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "project": self.project,
+            "status": self.status,
+            "reason": self.reason,
+            "execution_arn": self.execution_arn,
+            "version_name": self.version_name,
+            **self.detail,
+        }
+
+
+class Publisher(Protocol):
+    def publish(self, event_type: str, project: str, **detail: Any) -> dict[str, Any]: ...
+
+
+class Starter(Protocol):
+    def start(self, name: str, payload: dict[str, Any]) -> str: ...
+
+
+def snapshot_of(datasets: dict[str, DatasetInfo]) -> DatasetSnapshot:
+    train, test = datasets.get("TRAIN"), datasets.get("TEST")
+    return DatasetSnapshot(
+        train_labeled_entries=train.labeled_entries if train else 0,
+        test_labeled_entries=test.labeled_entries if test else 0,
+        train_total_entries=train.total_entries if train else 0,
+        test_total_entries=test.total_entries if test else 0,
+        labels=train.total_labels if train else 0,
+    )
+
+
+def new_labeled_entries(current: DatasetSnapshot, last: DatasetSnapshot | None) -> int:
+    """Labeled entries gained since `last`; a shrunken dataset (recreated) counts in full."""
+    if last is None or current.labeled_entries < last.labeled_entries:
+        return current.labeled_entries
+    return current.labeled_entries - last.labeled_entries
+
+
+def decide(
+    project: str,
+    settings: ProjectSettings,
+    *,
+    datasets: dict[str, DatasetInfo],
+    last_counts: DatasetSnapshot | None,
+    force: bool,
+    lock_holder: str | None,
+) -> Decision:
+    """Pure decision; the lock's conditional write still arbitrates races after it."""
+    train = datasets.get("TRAIN")
+    if train is None:
+        return Decision(
+            False,
+            f"project {project!r} has no TRAIN dataset yet: upload images under {project}/train/<label>/",
+        )
+    if "TEST" not in datasets:
+        return Decision(
+            False,
+            f"project {project!r} has no TEST dataset: upload at least one image under "
+            f"{project}/test/<label>/ "
+            "(an empty TEST dataset is filled from TRAIN automatically)",
+        )
+    for info in datasets.values():
+        if info.status in BUSY_STATUSES:
+            return Decision(
+                False, f"{info.dataset_type} dataset is {info.status}; training waits until it completes"
+            )
+        if info.status in UNUSABLE_STATUSES:
+            return Decision(
+                False,
+                f"{info.dataset_type} dataset is {info.status} ({info.status_message or 'no message'}); "
+                "recreate it before training",
+            )
+    if lock_holder:
+        return Decision(False, f"a training of {project!r} is already in flight ({lock_holder})")
+    current = snapshot_of(datasets)
+    gained = new_labeled_entries(current, last_counts)
+    if force:
+        return Decision(True, f"forced ({gained} new labeled entries)", gained)
+    if current.labeled_entries == 0:
+        return Decision(False, f"no labeled entries in {project!r} yet", 0)
+    if gained >= settings.min_new_labeled_entries:
+        return Decision(
+            True, f"{gained} new labeled entries (threshold {settings.min_new_labeled_entries})", gained
+        )
+    return Decision(
+        False,
+        f"only {gained} new labeled entries since the last training "
+        f"(threshold {settings.min_new_labeled_entries}); send a forced request to train anyway",
+        gained,
+    )
+
+
+def workflow_settings(settings: ProjectSettings) -> dict[str, Any]:
+    """The per-project values the state machine reads from its input."""
+    return {
+        "feature": settings.feature,
+        "poll_seconds": settings.training_poll_seconds,
+        "max_polls": naming.training_polls(settings),
+        "max_split_polls": naming.split_polls(settings),
+        "model_poll_seconds": settings.model_poll_seconds,
+        "max_model_polls": naming.model_start_polls(settings),
+        "f1_floor": settings.f1_floor,
+        "promotion_margin": settings.promotion_margin,
+        "retain_versions": settings.retain_versions,
+        "min_inference_units": settings.min_inference_units,
+        # Without auto-scaling, the ceiling equals the floor.
+        "max_inference_units": settings.max_inference_units or settings.min_inference_units,
+        "moderation_confidence_threshold": (
+            settings.moderation_confidence_threshold
+            if settings.feature == FEATURE_CONTENT_MODERATION
+            else None
+        ),
+    }
+
+
+def execution_input(
+    *,
+    project: ProjectInfo,
+    datasets: dict[str, DatasetInfo],
+    settings: ProjectSettings,
+    version_name: str,
+    lock_token: str,
+    request: TriggerRequest,
+    reason: str,
+) -> dict[str, Any]:
+    return {
+        "project": project.name,
+        "project_arn": project.arn,
+        "train_dataset_arn": datasets["TRAIN"].arn,
+        "test_dataset_arn": datasets["TEST"].arn,
+        "version_name": version_name,
+        "lock_token": lock_token,
+        "output_prefix": f"{project.name}/{TRAINING_OUTPUT_FOLDER}/",
+        "trigger": {"source": request.source, "force": request.force, "reason": reason},
+        "snapshot": snapshot_of(datasets).to_dict(),
+        "settings": workflow_settings(settings),
+    }
+
+
+def request_training(
+    request: TriggerRequest,
+    *,
+    settings: AppSettings,
+    rekognition: TrainingRekognition,
+    store: TrainingStateStore,
+    starter: Starter,
+    publisher: Publisher,
+    now: datetime | None = None,
+) -> TriggerResult:
+    now = now or datetime.now(UTC)
+    project_settings = settings.project(request.project)
+
+    def skipped(reason: str, **detail: Any) -> TriggerResult:
+        publisher.publish(
+            EVENT_TRAINING_SKIPPED, request.project, reason=reason, source=request.source, force=request.force
+        )
+        return TriggerResult(request.project, STATUS_SKIPPED, reason, detail=detail)
+
+    project = rekognition.describe_project(request.project)
+    if project is None:
+        return skipped(
+            f"project {request.project!r} does not exist in Rekognition yet: upload labeled images under "
+            f"{request.project}/train/<label>/ to create it"
+        )
+    datasets = {
+        dataset_type: rekognition.describe_dataset(dataset_type, arn)
+        for dataset_type, arn in sorted(project.datasets.items())
+    }
+    record = store.get_training(request.project)
+    holder = record.lock_token if record.locked(int(now.timestamp())) else None
+    decision = decide(
+        request.project,
+        project_settings,
+        datasets=datasets,
+        last_counts=record.last_counts,
+        force=request.force,
+        lock_holder=holder,
+    )
+    if not decision.train:
+        return skipped(decision.reason, new_entries=decision.new_entries)
+
+    token = naming.execution_name(request.project, now)
+    version = naming.version_name(request.project, now)
+    if not store.acquire_lock(
+        request.project,
+        token=token,
+        version_name=version,
+        now=now,
+        ttl_seconds=naming.lock_ttl_seconds(settings),
+    ):
+        return skipped(f"a training of {request.project!r} is already in flight")
+    payload = execution_input(
+        project=project,
+        datasets=datasets,
+        settings=project_settings,
+        version_name=version,
+        lock_token=token,
+        request=request,
+        reason=decision.reason,
+    )
+    try:
+        execution_arn = starter.start(token, payload)
+    except BaseException:
+        store.release_lock(
+            request.project,
+            token=token,
+            outcome="FAILED",
+            reason="the workflow could not be started",
+            now=now,
+        )
+        raise
+    store.confirm_start(
+        request.project, token=token, execution_arn=execution_arn, counts=snapshot_of(datasets), now=now
+    )
+    return TriggerResult(
+        request.project,
+        STATUS_STARTED,
+        decision.reason,
+        execution_arn=execution_arn,
+        version_name=version,
+        detail={"new_entries": decision.new_entries},
+    )
+
+
+class ExecutionStarter:
+    """Starts the training state machine; the execution name is the lock token."""
+
+    def __init__(self, state_machine_arn: str, client: Any | None = None) -> None:
+        self.state_machine_arn = state_machine_arn
+        self._client = client
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            self._client = aws.client("stepfunctions")
+        return self._client
+
+    def start(self, name: str, payload: dict[str, Any]) -> str:
+        response = self.client.start_execution(
+            stateMachineArn=self.state_machine_arn, name=name, input=json.dumps(payload)
+        )
+        return str(response["executionArn"])

@@ -1,0 +1,404 @@
+"""The real training workflow, offline: the synthesized state machine in moto's interpreter, the real
+Lambda handlers, and real trainings on the local Custom Labels engine.
+
+One stack and one engine serve the module; every test works on its own configured project, so
+the tests do not depend on each other or on their order.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from autopilot.engine.testing import RunningEngine, running_engine
+from autopilot.local.runtime import LocalRuntime, running_stack
+from autopilot.local.sample_data import demo_split
+from autopilot.local.stepfunctions import ExecutionResult, wait_for_execution
+from autopilot.local.template import deep_merge, synth_template
+from lambdas.common.constants import (
+    EVENT_MODEL_RUNNING,
+    EVENT_MODEL_STARTING,
+    EVENT_MODEL_STOPPING,
+    EVENT_TRAINING_COMPLETED,
+    EVENT_TRAINING_DATASET_SPLIT,
+    EVENT_TRAINING_FAILED,
+    EVENT_TRAINING_SKIPPED,
+    EVENT_TRAINING_STARTED,
+    EVENT_VERSION_DELETED,
+    EVENT_VERSION_PROMOTED,
+    EVENT_VERSION_REJECTED,
+    ITEM_TRAINING,
+)
+from lambdas.common.production import ProductionRecord, get_production
+from lambdas.common.settings import load_cdk_context
+
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("training-flows")]
+
+LABELS = ("zero", "one", "two")
+PROJECTS = {
+    "tr-promote": {},
+    "tr-reject": {},
+    "tr-failed": {},
+    "tr-preflight": {},
+    "tr-busy": {},
+    "tr-retention": {"retain_versions": 1},
+    "tr-bluegreen": {},
+}
+CONTEXT = {
+    "projects": {
+        "defaults": {
+            "training_schedule": "cron(0 3 1 1 ? 2099)",
+            "training_poll_seconds": 1,
+            "model_poll_seconds": 1,
+            "min_new_labeled_entries": 10,
+            "f1_floor": 0.3,
+            "promotion_margin": 0.01,
+            "retain_versions": 3,
+            "training_timeout_hours": 1,
+        },
+        **PROJECTS,
+    },
+    "controller_rate_minutes": 60,
+}
+EXECUTION_TIMEOUT_S = 120
+
+
+@dataclass
+class Harness:
+    runtime: LocalRuntime
+    engine: RunningEngine
+    bucket: str
+    table: str
+
+    @property
+    def rekognition(self) -> Any:
+        return self.engine.client()
+
+    def trigger(self, project: str, force: bool = False) -> dict[str, Any]:
+        (name,) = self.runtime.function_names("TrainingTrigger")
+        invocation = self.runtime.lambdas.invoke(name, {"project": project, "force": force, "source": "test"})
+        assert invocation.error is None, invocation.error
+        return dict(invocation.result)
+
+    def wait(self, execution_arn: str) -> ExecutionResult:
+        return wait_for_execution(
+            self.runtime.client("stepfunctions"), execution_arn, timeout_s=EXECUTION_TIMEOUT_S, poll_s=0.2
+        )
+
+    def events(self, project: str) -> list[dict[str, Any]]:
+        found = []
+        for published in list(self.runtime.published):
+            body = published.json()
+            if isinstance(body, dict) and body.get("project") == project and "type" in body:
+                found.append(body)
+        return found
+
+    def event_types(self, project: str) -> list[str]:
+        return [event["type"] for event in self.events(project)]
+
+    def wait_for_event(self, project: str, event_type: str, timeout_s: float = 20) -> dict[str, Any]:
+        assert self.runtime.run_until(lambda: event_type in self.event_types(project), timeout_s), (
+            f"no {event_type} for {project}; saw {self.event_types(project)}"
+        )
+        return next(e for e in self.events(project) if e["type"] == event_type)
+
+    def production(self, project: str) -> ProductionRecord | None:
+        return get_production(project, table_name=self.table, client=self.runtime.client("dynamodb"))
+
+    def set_production(self, record: ProductionRecord) -> None:
+        self.runtime.client("dynamodb").put_item(TableName=self.table, Item=record.to_attribute_values())
+
+    def training_item(self, project: str) -> dict[str, Any]:
+        item = self.runtime.client("dynamodb").get_item(
+            TableName=self.table,
+            Key={"pk": {"S": f"PROJECT#{project}"}, "sk": {"S": ITEM_TRAINING}},
+            ConsistentRead=True,
+        )
+        return dict(item.get("Item") or {})
+
+    def versions(self, project_arn: str) -> dict[str, dict[str, Any]]:
+        response = self.rekognition.describe_project_versions(ProjectArn=project_arn)
+        return {v["ProjectVersionArn"].split("/")[-2]: v for v in response["ProjectVersionDescriptions"]}
+
+    def wait_version(
+        self, project_arn: str, name: str, *statuses: str, timeout_s: float = 60
+    ) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            version = self.versions(project_arn).get(name)
+            if version and version["Status"] in statuses:
+                return version
+            time.sleep(0.2)
+        raise AssertionError(f"{name} never reached {statuses}: {self.versions(project_arn).get(name)}")
+
+    # --- datasets -----------------------------------------------------------------------------
+    def create_project(
+        self,
+        project: str,
+        *,
+        train_per_label: int = 8,
+        test_per_label: int = 2,
+        labels: tuple[str, ...] = LABELS,
+    ) -> str:
+        """A project with TRAIN (and TEST, possibly empty) datasets of rendered digits."""
+        split = demo_split(
+            train_per_label=train_per_label,
+            test_per_label=test_per_label,
+            held_out_per_label=0,
+            labels=labels,
+        )
+        rekognition = self.rekognition
+        project_arn = rekognition.create_project(ProjectName=project)["ProjectArn"]
+        arns = {
+            kind: rekognition.create_dataset(ProjectArn=project_arn, DatasetType=kind)["DatasetArn"]
+            for kind in ("TRAIN", "TEST")
+        }
+        self._wait_datasets(arns.values())
+        for kind, images in (("TRAIN", split.train), ("TEST", split.test)):
+            if images:
+                lines = [
+                    self._line(project, kind, image.label, image.filename, image.png) for image in images
+                ]
+                rekognition.update_dataset_entries(
+                    DatasetArn=arns[kind], Changes={"GroundTruth": "\n".join(lines).encode()}
+                )
+        self._wait_datasets(arns.values())
+        return project_arn
+
+    def _line(self, project: str, kind: str, label: str, filename: str, png: bytes) -> str:
+        # Outside the ingestion prefixes, so only this test writes the datasets.
+        key = f"fixtures/{project}/{kind.lower()}/{label}/{filename}"
+        self.runtime.client("s3").put_object(Bucket=self.bucket, Key=key, Body=png)
+        return json.dumps(
+            {
+                "source-ref": f"s3://{self.bucket}/{key}",
+                "label": 1,
+                "label-metadata": {
+                    "confidence": 1,
+                    "class-name": label,
+                    "human-annotated": "yes",
+                    "creation-date": "2026-01-01T00:00:00",
+                    "type": "groundtruth/image-classification",
+                },
+            }
+        )
+
+    def _wait_datasets(self, arns: Any) -> None:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            statuses = [
+                self.rekognition.describe_dataset(DatasetArn=a)["DatasetDescription"]["Status"] for a in arns
+            ]
+            if all(status.endswith("_COMPLETE") for status in statuses):
+                return
+            time.sleep(0.05)
+        raise AssertionError(f"datasets still {statuses}")
+
+
+@pytest.fixture(scope="module")
+def harness(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Harness]:
+    base = load_cdk_context("cdk.json")
+    context = deep_merge(base, CONTEXT)
+    context["projects"] = {
+        "defaults": deep_merge(base["projects"]["defaults"], CONTEXT["projects"]["defaults"]),
+        **PROJECTS,
+    }
+    template = synth_template(context, outdir=str(tmp_path_factory.mktemp("training-cdk")))
+    with (
+        running_engine(time_scale=0.002) as engine,
+        running_stack(template, extra_environment={"AWS_ENDPOINT_URL_REKOGNITION": engine.url}) as runtime,
+    ):
+        bucket = runtime.physical(runtime.find("AWS::S3::Bucket", "StorageData")[0])
+        table = runtime.physical(runtime.find("AWS::DynamoDB::GlobalTable", "StorageState")[0])
+        yield Harness(runtime, engine, bucket, table)
+
+
+def _execution(harness: Harness, project: str, force: bool = False) -> ExecutionResult:
+    started = harness.trigger(project, force=force)
+    assert started["status"] == "STARTED", started
+    return harness.wait(started["execution_arn"])
+
+
+# --- scenarios ----------------------------------------------------------------------------------
+def test_empty_test_set_is_split_then_the_version_is_trained_and_promoted(harness: Harness) -> None:
+    # Given a project whose TEST dataset is empty
+    project = "tr-promote"
+    project_arn = harness.create_project(project, test_per_label=0)
+    # When the trigger runs (enough new labeled entries, nothing in production)
+    result = _execution(harness, project)
+    # Then TRAIN was split into TEST, a version was trained, passed the gate and is production
+    assert result.succeeded, (result.error, result.cause)
+    entered = result.states_entered()
+    assert (
+        entered.index("DistributeEntries")
+        < entered.index("Preflight")
+        < entered.index("CreateProjectVersion")
+    )
+    assert result.output["outcome"] == "PROMOTED"
+    production = harness.production(project)
+    assert production is not None and production.version_arn == result.output["version_arn"]
+    assert production.f1_score >= 0.3 and production.dataset_snapshot.test_labeled_entries > 0
+    version = harness.versions(project_arn)[production.version_name]
+    assert version["Status"] == "TRAINING_COMPLETED"
+    assert version["VersionDescription"].startswith("autopilot classification: TRAIN")
+    assert version["OutputConfig"] == {
+        "S3Bucket": harness.bucket,
+        "S3KeyPrefix": f"{project}/training-output/",
+    }
+    # And a subscriber saw every transition, the lock is released with the outcome
+    harness.wait_for_event(project, EVENT_VERSION_PROMOTED)
+    assert harness.event_types(project) == [
+        EVENT_TRAINING_DATASET_SPLIT,
+        EVENT_TRAINING_STARTED,
+        EVENT_TRAINING_COMPLETED,
+        EVENT_VERSION_PROMOTED,
+    ]
+    item = harness.training_item(project)
+    assert "lock_token" not in item and item["last_outcome"]["S"] == "PROMOTED"
+
+
+def test_a_version_that_does_not_beat_production_is_rejected(harness: Harness) -> None:
+    # Given a production version with a perfect F1 score
+    project = "tr-reject"
+    harness.create_project(project)
+    incumbent = ProductionRecord(
+        project,
+        "arn:aws:rekognition:us-east-1:123456789012:project/tr-reject/version/old/1",
+        "old",
+        1.0,
+        "2026-01-01T00:00:00+00:00",
+    )
+    harness.set_production(incumbent)
+    # When a training runs
+    result = _execution(harness, project)
+    # Then the gate rejects the new version and production is unchanged
+    assert result.succeeded and result.output["outcome"] == "REJECTED"
+    assert "does not beat production old" in result.output["gate"]["reason"]
+    assert harness.production(project) == incumbent
+    rejected = harness.wait_for_event(project, EVENT_VERSION_REJECTED)
+    assert rejected["detail"]["production_f1_score"] == 1.0
+    assert harness.training_item(project)["last_outcome"]["S"] == "REJECTED"
+
+
+def test_training_failed_ends_in_a_notified_failure_with_the_status_message(harness: Harness) -> None:
+    # Given the service will fail the next training of the project
+    project = "tr-failed"
+    harness.create_project(project)
+    harness.engine.faults.fail_training(project=project, message="The training data has too few images.")
+    # When a training runs
+    result = _execution(harness, project)
+    # Then the execution fails, naming the service's StatusMessage, and the lock is released
+    assert result.status == "FAILED" and result.error == "TrainingFailed"
+    assert result.cause == "training failed: The training data has too few images."
+    failed = harness.wait_for_event(project, EVENT_TRAINING_FAILED)
+    assert failed["detail"]["status_message"] == "The training data has too few images."
+    assert failed["detail"]["error"] == "TRAINING_FAILED"
+    assert harness.production(project) is None
+    item = harness.training_item(project)
+    assert "lock_token" not in item and item["last_outcome"]["S"] == "FAILED"
+
+
+def test_preflight_failure_stops_before_training_with_a_clear_reason(harness: Harness) -> None:
+    # Given a classification project with a single label
+    project = "tr-preflight"
+    project_arn = harness.create_project(project, labels=("zero",))
+    # When a training runs
+    result = _execution(harness, project)
+    # Then no version is created and the reason says what to do
+    assert result.status == "FAILED"
+    assert "classification needs at least 2 labels with images in TRAIN" in (result.cause or "")
+    assert "CreateProjectVersion" not in result.states_entered()
+    assert harness.versions(project_arn) == {}
+    failed = harness.wait_for_event(project, EVENT_TRAINING_FAILED)
+    assert failed["detail"]["error"] == "PreflightError"
+    assert "lock_token" not in harness.training_item(project)
+
+
+def test_a_second_trigger_while_one_runs_is_skipped(harness: Harness) -> None:
+    # Given a training in flight
+    project = "tr-busy"
+    harness.create_project(project)
+    first = harness.trigger(project)
+    assert first["status"] == "STARTED"
+    # When a forced request arrives before it ends
+    second = harness.trigger(project, force=True)
+    # Then it is skipped with the reason, and only one execution ran
+    assert second["status"] == "SKIPPED" and "already in flight" in second["reason"]
+    assert harness.wait(first["execution_arn"]).succeeded
+    skipped = harness.wait_for_event(project, EVENT_TRAINING_SKIPPED)
+    assert "already in flight" in skipped["detail"]["reason"]
+    assert harness.event_types(project).count(EVENT_TRAINING_STARTED) == 1
+    # And once it finished, nothing new to learn means no new training either
+    third = harness.trigger(project)
+    assert third["status"] == "SKIPPED" and "only 0 new labeled entries" in third["reason"]
+
+
+def test_retention_deletes_old_versions_but_never_production_running_or_the_new_one(harness: Harness) -> None:
+    # Given three older versions: one in production, one running, one idle (retain_versions = 1)
+    project = "tr-retention"
+    project_arn = harness.create_project(project)
+    rekognition = harness.rekognition
+    older = {}
+    for name in ("old-production", "old-running", "old-idle"):
+        older[name] = rekognition.create_project_version(
+            ProjectArn=project_arn,
+            VersionName=name,
+            OutputConfig={"S3Bucket": harness.bucket, "S3KeyPrefix": f"{project}/training-output/"},
+        )["ProjectVersionArn"]
+        harness.wait_version(project_arn, name, "TRAINING_COMPLETED")
+    rekognition.start_project_version(ProjectVersionArn=older["old-running"], MinInferenceUnits=1)
+    harness.wait_version(project_arn, "old-running", "RUNNING")
+    # The production version cannot be beaten, so the new one is rejected (and stays the newest)
+    harness.set_production(
+        ProductionRecord(project, older["old-production"], "old-production", 1.0, "2026-01-01T00:00:00+00:00")
+    )
+    # When a training runs
+    result = _execution(harness, project, force=True)
+    # Then only the idle old version is deleted
+    assert result.succeeded and result.output["outcome"] == "REJECTED"
+    deleted = harness.wait_for_event(project, EVENT_VERSION_DELETED)
+    assert deleted["detail"]["version_arn"] == older["old-idle"]
+    remaining = harness.versions(project_arn)
+    assert {"old-production", "old-running", result.output["version_name"]} <= set(remaining)
+    assert "old-idle" not in remaining or remaining["old-idle"]["Status"] == "DELETING"
+    rekognition.stop_project_version(ProjectVersionArn=older["old-running"])
+
+
+def test_blue_green_promotion_starts_the_new_version_before_stopping_the_old(harness: Harness) -> None:
+    # Given a promoted version that is serving (RUNNING)
+    project = "tr-bluegreen"
+    project_arn = harness.create_project(project)
+    first = _execution(harness, project)
+    assert first.output["outcome"] == "PROMOTED"
+    old = harness.production(project)
+    assert old is not None
+    harness.rekognition.start_project_version(ProjectVersionArn=old.version_arn, MinInferenceUnits=1)
+    harness.wait_version(project_arn, old.version_name, "RUNNING")
+    # and a production score the next version beats
+    harness.set_production(dataclasses.replace(old, f1_score=0.1))
+    # When a forced training runs
+    result = _execution(harness, project, force=True)
+    # Then the new version runs, is production, and the old one is stopping
+    assert result.succeeded and result.output["outcome"] == "PROMOTED", (result.error, result.cause)
+    entered = result.states_entered()
+    assert entered.index("StartNewVersion") < entered.index("Promote") < entered.index("StopOldVersion")
+    new = harness.production(project)
+    assert new is not None and new.version_arn == result.output["version_arn"]
+    assert new.previous_version_arn == old.version_arn
+    versions = harness.versions(project_arn)
+    assert versions[new.version_name]["Status"] == "RUNNING"
+    assert versions[old.version_name]["Status"] in ("STOPPING", "STOPPED")
+    harness.wait_for_event(project, EVENT_MODEL_STOPPING)
+    types = harness.event_types(project)
+    assert (
+        types.index(EVENT_MODEL_STARTING)
+        < types.index(EVENT_MODEL_RUNNING)
+        < types.index(EVENT_MODEL_STOPPING)
+    )
+    harness.rekognition.stop_project_version(ProjectVersionArn=new.version_arn)

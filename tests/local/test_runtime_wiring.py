@@ -1,0 +1,111 @@
+"""The local runtime derives its wiring from CDK definitions: notifications with prefix filters,
+SQS event sources with partial batch failures and a DLQ, event rules, schedules, state machines."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+
+from autopilot.local.runtime import LocalRuntime, running_stack
+from tests.local.wiring_stack import build_wiring_template
+
+
+@pytest.fixture(scope="module")
+def wiring_template(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    return build_wiring_template(str(tmp_path_factory.mktemp("wiring")))
+
+
+@pytest.fixture
+def runtime(wiring_template: dict[str, Any]) -> Iterator[LocalRuntime]:
+    # Fast clock: the 30 s visibility timeout becomes 0 s, the 5-minute rate 0.5 s.
+    with running_stack(wiring_template, clock_speed=600, start_pump=False) as stack:
+        yield stack
+
+
+def _messages(runtime: LocalRuntime) -> list[Any]:
+    return [p.json() for p in runtime.published]
+
+
+def _bucket(runtime: LocalRuntime) -> str:
+    (bucket,) = runtime.find("AWS::S3::Bucket", "Data")
+    return runtime.physical(bucket)
+
+
+def test_upload_under_the_prefix_reaches_the_handler_and_others_do_not(runtime: LocalRuntime) -> None:
+    # Given the provisioned stack
+    s3 = boto3.client("s3")
+    # When one object is put under the notification prefix and one elsewhere
+    s3.put_object(Bucket=_bucket(runtime), Key="digits/train/seven/a b.png", Body=b"x")
+    s3.put_object(Bucket=_bucket(runtime), Key="digits/inference/c.png", Body=b"x")
+    # Then only the first is published by the consumer, with its key decoded
+    assert runtime.run_until(
+        lambda: {"key": "digits/train/seven/a b.png"} in _messages(runtime), timeout_s=30
+    )
+    runtime.run_until(lambda: False, timeout_s=1)
+    assert {"key": "digits/inference/c.png"} not in _messages(runtime)
+    consumer = [i for i in runtime.lambdas.invocations if "Consumer" in i.function_name]
+    assert consumer and all(i.error is None for i in consumer)
+
+
+def test_failed_items_are_retried_then_land_in_the_dead_letter_queue(runtime: LocalRuntime) -> None:
+    # Given a consumer that reports keys containing "bad" as batch item failures (maxReceiveCount 2)
+    s3 = boto3.client("s3")
+    # When such an object arrives
+    s3.put_object(Bucket=_bucket(runtime), Key="digits/train/x/bad.png", Body=b"x")
+    # Then it is retried and finally moved to the DLQ by the redrive policy
+    assert runtime.run_until(lambda: sum(runtime.dead_letter_depths().values()) == 1, timeout_s=30)
+    mapping = runtime.mappings[0]
+    assert mapping.batch_size == 5 and mapping.report_batch_item_failures
+
+
+def test_event_rule_starts_the_state_machine_which_runs_the_real_handler(runtime: LocalRuntime) -> None:
+    # Given the on-demand rule targeting the state machine with input path $.detail
+    events = boto3.client("events")
+    # When a matching event is put
+    events.put_events(
+        Entries=[
+            {"Source": "wiring.test", "DetailType": "Double Requested", "Detail": json.dumps({"value": 4})}
+        ]
+    )
+
+    # Then the state machine ran the doubler (with its template environment) and published its output
+    def announced() -> bool:
+        return any(isinstance(m, dict) and m.get("value") == 8 for m in _messages(runtime))
+
+    assert runtime.run_until(announced, timeout_s=60)
+    message = next(m for m in _messages(runtime) if isinstance(m, dict) and m.get("value") == 8)
+    assert message["marker"] == "from-template"
+    assert "SUCCEEDED" in runtime.executions.values()
+
+
+def test_schedule_rule_fires_on_the_accelerated_clock(runtime: LocalRuntime) -> None:
+    # Given a rate(5 minutes) rule with a constant input, at 600x
+    (schedule,) = runtime.schedules
+    assert schedule.expression == "rate(5 minutes)"
+    # When time passes
+    # Then it fires and the target gets the rule's constant input
+    assert runtime.run_until(lambda: schedule.fired >= 1, timeout_s=20)
+    assert runtime.run_until(
+        lambda: any(i.event == {"value": 50} for i in runtime.lambdas.invocations), timeout_s=20
+    )
+
+
+@pytest.mark.slow
+def test_changing_the_prefix_in_the_definition_changes_local_behaviour(tmp_path: Any) -> None:
+    # Given the same stack with the notification prefix changed in the CDK code
+    template = build_wiring_template(str(tmp_path), prefix="cats/train/")
+    with running_stack(template, clock_speed=600, start_pump=False) as runtime:
+        s3 = boto3.client("s3")
+        # When objects arrive under the old and the new prefix
+        s3.put_object(Bucket=_bucket(runtime), Key="digits/train/seven/a.png", Body=b"x")
+        s3.put_object(Bucket=_bucket(runtime), Key="cats/train/tabby/b.png", Body=b"x")
+        # Then only the new prefix triggers the handler
+        assert runtime.run_until(
+            lambda: {"key": "cats/train/tabby/b.png"} in _messages(runtime), timeout_s=30
+        )
+        runtime.run_until(lambda: False, timeout_s=1)
+        assert {"key": "digits/train/seven/a.png"} not in _messages(runtime)

@@ -1,0 +1,179 @@
+"""One controller pass with fakes: what it starts, stops, publishes and refuses."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from lambdas.common.settings import ProjectSettings, ServingWindow
+from lambdas.serving.control import ControllerDeps, control_project, execution_name, transition_input
+from lambdas.serving.gateways import ServingTarget
+from lambdas.serving.policy import Desired, Override, ServingState
+
+NOW = 1_795_428_000.0  # Monday 10:00 UTC
+TARGET = ServingTarget(
+    project="digits",
+    project_arn="arn:aws:rekognition:us-east-1:123456789012:project/digits/1",
+    version_arn="arn:aws:rekognition:us-east-1:123456789012:project/digits/version/v1/2",
+    version_name="v1",
+)
+
+
+@dataclass
+class FakeStore:
+    state: ServingState = field(default_factory=ServingState)
+    lock_free: bool = True
+    calls: list[tuple[str, Any]] = field(default_factory=list)
+
+    def load(self, project: str) -> ServingState:
+        return self.state
+
+    def acquire_transition(
+        self, project: str, transition: str, now: float, expires_at: float, attempts: int
+    ) -> bool:
+        self.calls.append(("acquire", (transition, attempts)))
+        return self.lock_free
+
+    def attach_execution(self, project: str, execution_arn: str) -> None:
+        self.calls.append(("attach", execution_arn))
+
+    def release_transition(self, project: str) -> None:
+        self.calls.append(("release", project))
+
+    def record_status(self, project: str, status: str, reset_attempts: bool) -> None:
+        self.calls.append(("status", (status, reset_attempts)))
+
+
+@dataclass
+class FakeModels:
+    status_value: str | None = "STOPPED"
+
+    def status(self, target: ServingTarget) -> str | None:
+        return self.status_value
+
+
+@dataclass
+class FakeQueue:
+    depth: int = 0
+
+    def backlog(self) -> int:
+        return self.depth
+
+
+@dataclass
+class FakeStarter:
+    fail: bool = False
+    started: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+
+    def start(self, name: str, payload: dict[str, Any]) -> str:
+        if self.fail:
+            raise RuntimeError("StartExecution refused")
+        self.started.append((name, payload))
+        return f"arn:aws:states:us-east-1:123456789012:execution:model-control:{name}"
+
+
+@dataclass
+class FakePublisher:
+    events: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
+
+    def publish(self, event_type: str, project: str, **detail: Any) -> dict[str, Any]:
+        self.events.append((event_type, project, detail))
+        return {}
+
+
+def deps(
+    store: FakeStore, status: str | None = "STOPPED", depth: int = 0, starter: FakeStarter | None = None
+) -> ControllerDeps:
+    return ControllerDeps(
+        store=store,  # type: ignore[arg-type]
+        models=FakeModels(status),  # type: ignore[arg-type]
+        queue=FakeQueue(depth),  # type: ignore[arg-type]
+        starter=starter or FakeStarter(),  # type: ignore[arg-type]
+        publisher=FakePublisher(),  # type: ignore[arg-type]
+        target=lambda project: TARGET if status is not None else None,
+    )
+
+
+SETTINGS = ProjectSettings(
+    idle_minutes=15, min_inference_units=2, max_inference_units=4, model_poll_seconds=30
+)
+
+
+def test_waiting_work_starts_the_model_through_the_state_machine() -> None:
+    # Given images were deferred and the queue holds them
+    store = FakeStore(ServingState(deferred_at=NOW - 30, start_attempts=0))
+    wiring = deps(store, "STOPPED", depth=12)
+    # When the controller runs
+    outcome = control_project("digits", SETTINGS, now=NOW, deps=wiring, controller_rate_minutes=1)
+    # Then it took the lock, started one execution with the configured units and announced it
+    assert outcome.action == "START"
+    assert ("acquire", ("START", 1)) in store.calls
+    [(name, payload)] = wiring.starter.started  # type: ignore[attr-defined]
+    assert name.startswith("digits-start-")
+    assert payload["min_inference_units"] == 2
+    assert payload["max_inference_units"] == 4
+    assert payload["poll_seconds"] == 30
+    assert payload["max_polls"] == 120
+    [(event_type, project, detail)] = wiring.publisher.events  # type: ignore[attr-defined]
+    assert (event_type, project) == ("model.starting", "digits")
+    assert detail["attempt"] == 1
+
+
+def test_lock_held_elsewhere_means_no_double_start() -> None:
+    store = FakeStore(ServingState(deferred_at=NOW - 30), lock_free=False)
+    wiring = deps(store, "STOPPED", depth=1)
+    outcome = control_project("digits", SETTINGS, now=NOW, deps=wiring, controller_rate_minutes=1)
+    assert outcome.action == "NONE"
+    assert wiring.starter.started == []  # type: ignore[attr-defined]
+    assert wiring.publisher.events == []  # type: ignore[attr-defined]
+
+
+def test_failed_start_execution_releases_the_lock() -> None:
+    store = FakeStore(ServingState(override=Override(Desired.RUNNING, NOW + 60)))
+    wiring = deps(store, "STOPPED", starter=FakeStarter(fail=True))
+    with pytest.raises(RuntimeError):
+        control_project("digits", SETTINGS, now=NOW, deps=wiring, controller_rate_minutes=1)
+    assert ("release", "digits") in store.calls
+
+
+def test_idle_model_is_stopped_and_running_minutes_are_counted() -> None:
+    store = FakeStore(ServingState(last_detection_at=NOW - 15 * 60))
+    wiring = deps(store, "RUNNING")
+    outcome = control_project(
+        "digits", SETTINGS, now=NOW, deps=wiring, controller_rate_minutes=1, scheduled_tick=True
+    )
+    assert outcome.action == "STOP"
+    assert outcome.running_minutes == 1.0
+    assert outcome.unwanted_minutes == 1.0  # running while nothing wanted it
+    assert wiring.publisher.events[0][0] == "model.stopping"  # type: ignore[attr-defined]
+
+
+def test_window_keeps_running_without_unwanted_minutes() -> None:
+    settings = SETTINGS.model_copy(
+        update={"serving_windows": (ServingWindow(cron="0 8 ? * MON-FRI *", minutes=600),)}
+    )
+    wiring = deps(FakeStore(), "RUNNING")
+    outcome = control_project(
+        "digits", settings, now=NOW, deps=wiring, controller_rate_minutes=5, scheduled_tick=True
+    )
+    assert outcome.action == "NONE"
+    assert (outcome.running_minutes, outcome.unwanted_minutes) == (5.0, 0.0)
+
+
+def test_moderation_projects_are_not_served() -> None:
+    settings = ProjectSettings(feature="CONTENT_MODERATION")
+    wiring = deps(FakeStore(ServingState(deferred_at=NOW)), "STOPPED", depth=3)
+    outcome = control_project("moderation", settings, now=NOW, deps=wiring, controller_rate_minutes=1)
+    assert outcome.action == "NONE"
+    assert "adapters" in outcome.reason
+
+
+def test_transition_input_without_auto_scaling_and_execution_names() -> None:
+    payload = transition_input(TARGET, "STOP", ProjectSettings(model_poll_seconds=60), attempt=0)
+    assert "max_inference_units" not in payload
+    assert payload["action"] == "STOP"
+    name = execution_name("my.project", "START", NOW)
+    assert name.startswith("my-project-start-1795428000-")
+    assert len(name) <= 80

@@ -103,7 +103,8 @@ def detect_moderation_labels(engine: Engine, params: dict[str, Any], region: str
     if arn is None:
         raise errors.invalid_parameter(
             "This offline engine has no base content-moderation model: DetectModerationLabels works "
-            "only with ProjectVersion set to the ARN of an adapter trained here (a CONTENT_MODERATION project)."
+            "only with ProjectVersion set to the ARN of an adapter trained here "
+            "(a CONTENT_MODERATION project)."
         )
     if params.get("HumanLoopConfig") is not None:
         raise errors.invalid_parameter("HumanLoopConfig (Amazon A2I human review) is not available offline.")

@@ -116,7 +116,7 @@ class _QuietHandler(WSGIRequestHandler):
 
 def _make(host: str, port: int, engine: Engine) -> BaseWSGIServer:
     server = make_server(host, port, EngineApp(engine), threaded=True, request_handler=_QuietHandler)
-    server.daemon_threads = True
+    server.daemon_threads = True  # type: ignore[attr-defined]  # ThreadedWSGIServer (threaded=True)
     return server
 
 

@@ -112,6 +112,8 @@ def demo_context(options: DemoOptions) -> dict[str, Any]:
             }
         },
         "controller_rate_minutes": 1,
+        # The ingestion debounce before a dataset update (SQS message delays run in real time).
+        "ingestion": {"flush_delay_seconds": 2},
     }
     return deep_merge(base, overrides)
 
@@ -148,8 +150,11 @@ class Demo:
     def _on_timeline(self, entry: TimelineEntry) -> None:
         if entry.source == "lambda" and not self.options.verbose and " ok " in entry.text:
             return  # successful invocations only in verbose mode; failures always show
-        if EVENT_TRAINING_SKIPPED in entry.text and not self.options.verbose:
-            return
+        if not self.options.verbose and (
+            EVENT_TRAINING_SKIPPED in entry.text
+            or (entry.source == "scheduler" and "on request" not in entry.text)
+        ):
+            return  # periodic ticks and "nothing to train" checks only in verbose mode
         elapsed = time.monotonic() - self.started
         self.report.timeline.append({"t": round(elapsed, 2), "source": entry.source, "text": entry.text})
         self.say(f"  {elapsed:6.1f}s  {entry.source:<13} {entry.text}")
@@ -224,9 +229,14 @@ class Demo:
         self.say(f"Custom Labels Autopilot, local run (project {options.project}, clock x{options.speed:g})")
         template: dict[str, Any] = {}
 
+        # The demo images are rendered while the CDK app synthesizes (jsii runs in its own process).
+        split_ready = threading.Thread(target=self._prepare_split, name="demo-data", daemon=True)
+        split_ready.start()
+
         def synthesize() -> str:
             nonlocal template
             template = synth_template(demo_context(options), outdir=str(options.state_dir / "cdk.out"))
+            split_ready.join()
             kinds = [res.get("Type") for res in template.get("Resources", {}).values()]
             return f"{len(kinds)} resources from the CDK app"
 
@@ -262,6 +272,10 @@ class Demo:
                 self._summarize()
         return self._finish()
 
+    def _prepare_split(self) -> None:
+        options = self.options
+        self.split = demo_split(options.train_per_label, options.test_per_label, options.held_out_per_label)
+
     def _bucket(self) -> str:
         assert self.runtime is not None
         candidates = self.runtime.find("AWS::S3::Bucket", "Storage/Data") or self.runtime.find(
@@ -277,9 +291,9 @@ class Demo:
         s3 = boto3.client("s3")
 
         def upload() -> str:
-            self.split = demo_split(
-                options.train_per_label, options.test_per_label, options.held_out_per_label
-            )
+            if self.split is None:
+                self._prepare_split()
+            assert self.split is not None
             bucket = self._bucket()
             for folder, images in ((TRAIN_FOLDER, self.split.train), (TEST_FOLDER, self.split.test)):
                 for image in images:

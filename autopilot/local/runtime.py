@@ -614,10 +614,11 @@ class LocalRuntime:
     # -- lookups for the demo, the CLI and the tests ---------------------------------------------
     def find(self, resource_type: str, path_contains: str = "") -> list[str]:
         """Logical ids of `resource_type` whose construct path contains `path_contains`."""
+        wanted = path_contains.lower()
         return [
             lid
             for lid, res in self._of_type(resource_type).items()
-            if path_contains.lower() in construct_path(res).lower() or path_contains.lower() in lid.lower()
+            if wanted in construct_path(res).lower() or wanted.replace("/", "") in lid.lower()
         ]
 
     def physical(self, logical_id: str) -> str:

@@ -46,7 +46,10 @@ def _synth(context_overrides: dict[str, Any] | None, outdir: str | None) -> dict
 
     target = outdir or tempfile.mkdtemp(prefix="autopilot-cdk-")
     Path(target).mkdir(parents=True, exist_ok=True)
-    app, stack = build_app(outdir=target, context_overrides=context_overrides, nag=False)
+    # Construct paths in the template metadata let the runtime name resources by their place
+    # in the app ("Storage/Data") as well as by logical id.
+    overrides = {"aws:cdk:enable-path-metadata": True, **(context_overrides or {})}
+    app, stack = build_app(outdir=target, context_overrides=overrides, nag=False)
     assembly = app.synth()
     artifact = assembly.get_stack_by_name(stack.stack_name)
     return dict(artifact.template)

@@ -27,7 +27,7 @@ from aws_cdk import aws_scheduler_targets as scheduler_targets
 from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
-from constructs import Construct
+from constructs import Construct, IConstruct
 
 from infra.constructs.function import AutopilotFunction
 from infra.constructs.notifications import Notifications
@@ -899,16 +899,16 @@ class Training(Construct):
                     "(python312-arm64)",
                 )
             )
+        bucket_id = stack.get_logical_id(self._storage.bucket.node.default_child)  # type: ignore[arg-type]
         machine_findings = {
             "Resource::*": "X-Ray trace segments and CloudWatch Logs log delivery accept only '*'",
             **project_findings,
             **{
-                f"Resource::<{stack.get_logical_id(storage_bucket)}.Arn>/{name}/{TRAINING_OUTPUT_FOLDER}/*": (
+                f"Resource::<{bucket_id}.Arn>/{name}/{TRAINING_OUTPUT_FOLDER}/*": (
                     "Rekognition writes training output under keys it chooses, inside this project's "
                     "training-output folder"
                 )
                 for name in self._settings.projects
-                for storage_bucket in [self._storage.bucket.node.default_child]
             },
             **{
                 f"Resource::<{_logical_id(function)}.Arn>:*": (
@@ -939,7 +939,7 @@ def _logical_id(function: AutopilotFunction) -> str:
     return Stack.of(function).get_logical_id(function.function.node.default_child)  # type: ignore[arg-type]
 
 
-def _acknowledge_all(construct: Construct, findings: dict[str, str]) -> None:
+def _acknowledge_all(construct: IConstruct, findings: dict[str, str]) -> None:
     Validations.of(construct).acknowledge(
         *[
             Acknowledgment(id=f"AwsSolutions::AwsSolutions-IAM5[{finding}]", reason=reason)

@@ -32,7 +32,8 @@ def serving_key(project: str) -> dict[str, Any]:
 
 
 def _number(value: float | int) -> dict[str, str]:
-    return {"N": str(Decimal(str(round(float(value), 3))))}
+    number = round(float(value), 3)
+    return {"N": str(int(number)) if number.is_integer() else str(Decimal(str(number)))}
 
 
 def _read_number(item: dict[str, Any], name: str) -> float | None:

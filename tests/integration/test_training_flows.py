@@ -21,10 +21,13 @@ from autopilot.local.runtime import LocalRuntime, running_stack
 from autopilot.local.sample_data import demo_split
 from autopilot.local.stepfunctions import ExecutionResult, wait_for_execution
 from autopilot.local.template import deep_merge, synth_template
+from lambdas.common import config
 from lambdas.common.constants import (
+    DETAIL_TYPE_TRAIN_REQUESTED,
     EVENT_MODEL_RUNNING,
     EVENT_MODEL_STARTING,
     EVENT_MODEL_STOPPING,
+    EVENT_SOURCE,
     EVENT_TRAINING_COMPLETED,
     EVENT_TRAINING_DATASET_SPLIT,
     EVENT_TRAINING_FAILED,
@@ -36,7 +39,7 @@ from lambdas.common.constants import (
     ITEM_TRAINING,
 )
 from lambdas.common.production import ProductionRecord, get_production
-from lambdas.common.settings import load_cdk_context
+from lambdas.common.settings import load_cdk_context, settings_from_context
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("training-flows")]
 
@@ -49,6 +52,7 @@ PROJECTS = {
     "tr-busy": {},
     "tr-retention": {"retain_versions": 1},
     "tr-bluegreen": {},
+    "tr-adapter": {"feature": "CONTENT_MODERATION", "moderation_confidence_threshold": 40},
 }
 CONTEXT = {
     "projects": {
@@ -145,6 +149,7 @@ class Harness:
         train_per_label: int = 8,
         test_per_label: int = 2,
         labels: tuple[str, ...] = LABELS,
+        feature: str = "CUSTOM_LABELS",
     ) -> str:
         """A project with TRAIN (and TEST, possibly empty) datasets of rendered digits."""
         split = demo_split(
@@ -154,7 +159,8 @@ class Harness:
             labels=labels,
         )
         rekognition = self.rekognition
-        project_arn = rekognition.create_project(ProjectName=project)["ProjectArn"]
+        extra = {"Feature": feature, "AutoUpdate": "DISABLED"} if feature == "CONTENT_MODERATION" else {}
+        project_arn = rekognition.create_project(ProjectName=project, **extra)["ProjectArn"]
         arns = {
             kind: rekognition.create_dataset(ProjectArn=project_arn, DatasetType=kind)["DatasetArn"]
             for kind in ("TRAIN", "TEST")
@@ -209,14 +215,22 @@ def harness(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Harness]:
         "defaults": deep_merge(base["projects"]["defaults"], CONTEXT["projects"]["defaults"]),
         **PROJECTS,
     }
-    template = synth_template(context, outdir=str(tmp_path_factory.mktemp("training-cdk")))
+    # The stack as cdk.json defines it (synthesized once per session); the test projects and their
+    # short polling reach the functions through the settings parameter, as a settings change would.
+    template = synth_template(outdir=str(tmp_path_factory.mktemp("training-cdk")))
     with (
         running_engine(time_scale=0.002) as engine,
         running_stack(template, extra_environment={"AWS_ENDPOINT_URL_REKOGNITION": engine.url}) as runtime,
     ):
+        parameter = runtime.physical(runtime.find("AWS::SSM::Parameter", "StorageSettings")[0])
+        runtime.client("ssm").put_parameter(
+            Name=parameter, Value=settings_from_context(context).to_json(), Type="String", Overwrite=True
+        )
+        config.clear_cache()
         bucket = runtime.physical(runtime.find("AWS::S3::Bucket", "StorageData")[0])
         table = runtime.physical(runtime.find("AWS::DynamoDB::GlobalTable", "StorageState")[0])
         yield Harness(runtime, engine, bucket, table)
+    config.clear_cache()
 
 
 def _execution(harness: Harness, project: str, force: bool = False) -> ExecutionResult:
@@ -326,13 +340,20 @@ def test_a_second_trigger_while_one_runs_is_skipped(harness: Harness) -> None:
     harness.create_project(project)
     first = harness.trigger(project)
     assert first["status"] == "STARTED"
-    # When a forced request arrives before it ends
-    second = harness.trigger(project, force=True)
-    # Then it is skipped with the reason, and only one execution ran
-    assert second["status"] == "SKIPPED" and "already in flight" in second["reason"]
-    assert harness.wait(first["execution_arn"]).succeeded
+    # When a forced on-demand request (an EventBridge event, as the CLI sends it) arrives meanwhile
+    harness.runtime.client("events").put_events(
+        Entries=[
+            {
+                "Source": EVENT_SOURCE,
+                "DetailType": DETAIL_TYPE_TRAIN_REQUESTED,
+                "Detail": json.dumps({"project": project, "force": True}),
+            }
+        ]
+    )
     skipped = harness.wait_for_event(project, EVENT_TRAINING_SKIPPED)
-    assert "already in flight" in skipped["detail"]["reason"]
+    # Then it is skipped with the reason, and only one execution ran
+    assert "already in flight" in skipped["detail"]["reason"] and skipped["detail"]["source"] == "on-demand"
+    assert harness.wait(first["execution_arn"]).succeeded
     assert harness.event_types(project).count(EVENT_TRAINING_STARTED) == 1
     # And once it finished, nothing new to learn means no new training either
     third = harness.trigger(project)
@@ -402,3 +423,16 @@ def test_blue_green_promotion_starts_the_new_version_before_stopping_the_old(har
         < types.index(EVENT_MODEL_STOPPING)
     )
     harness.rekognition.stop_project_version(ProjectVersionArn=new.version_arn)
+
+
+def test_moderation_adapters_are_trained_with_their_feature_config(harness: Harness) -> None:
+    # Given a CONTENT_MODERATION project with a confidence threshold
+    project = "tr-adapter"
+    project_arn = harness.create_project(project, feature="CONTENT_MODERATION")
+    # When a training runs
+    result = _execution(harness, project)
+    # Then the adapter was created with FeatureConfig and went through the same gate
+    assert "CreateAdapterVersion" in result.states_entered(), (result.error, result.cause)
+    version = harness.versions(project_arn)[result.output["version_name"]]
+    assert version["FeatureConfig"] == {"ContentModeration": {"ConfidenceThreshold": 40.0}}
+    assert result.output["outcome"] in ("PROMOTED", "REJECTED")

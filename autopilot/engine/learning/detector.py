@@ -220,9 +220,8 @@ class WindowDetector:
             scores = proba[:, column]
             keep = np.flatnonzero(scores >= min_score)
             for index in keep[np.argsort(-scores[keep])][:200]:
-                candidates.append(
-                    Detection(name, float(scores[index]), tuple(float(v) for v in windows[index]))
-                )  # type: ignore[arg-type]
+                left, top, width, height = (float(v) for v in windows[index])
+                candidates.append(Detection(name, float(scores[index]), (left, top, width, height)))
         return non_max_suppression(candidates)
 
 

@@ -16,35 +16,33 @@ def _resize(rgb: np.ndarray, size: int) -> np.ndarray:
 
 
 def _gradient_histograms(gray: np.ndarray) -> np.ndarray:
+    """Orientation histograms (unsigned gradients, magnitude-weighted) of a CELLS x CELLS grid, L2-normalised."""
     gy, gx = np.gradient(gray)
     magnitude = np.hypot(gx, gy)
-    orientation = np.mod(np.arctan2(gy, gx), np.pi)  # unsigned gradients
+    orientation = np.mod(np.arctan2(gy, gx), np.pi)
     bins = np.minimum((orientation / np.pi * ORIENTATION_BINS).astype(np.int64), ORIENTATION_BINS - 1)
     size = gray.shape[0]
-    cell = size // CELLS
-    out = np.zeros((CELLS, CELLS, ORIENTATION_BINS), dtype=np.float32)
-    for row in range(CELLS):
-        for col in range(CELLS):
-            window = (slice(row * cell, (row + 1) * cell), slice(col * cell, (col + 1) * cell))
-            hist = np.bincount(
-                bins[window].ravel(), weights=magnitude[window].ravel(), minlength=ORIENTATION_BINS
-            )
-            norm = np.sqrt(np.sum(hist**2) + 1e-6)
-            out[row, col] = hist / norm
-    return out.ravel()
+    cell_index = (np.arange(size) * CELLS // size)[:, None] * CELLS + (np.arange(size) * CELLS // size)[None, :]
+    flat = (cell_index * ORIENTATION_BINS + bins).ravel()
+    hist = np.bincount(flat, weights=magnitude.ravel(), minlength=CELLS * CELLS * ORIENTATION_BINS)
+    hist = hist.reshape(CELLS * CELLS, ORIENTATION_BINS)
+    hist /= np.sqrt((hist**2).sum(axis=1, keepdims=True) + 1e-6)
+    return hist.ravel()
 
 
 def describe(rgb: np.ndarray, size: int = 32) -> np.ndarray:
     """A fixed-length descriptor of an RGB uint8 image (any size)."""
     small = _resize(rgb, size)
     gray = small.mean(axis=2)
-    thumb = _resize(rgb, size // 2).mean(axis=2).ravel()
-    colour = [
-        np.histogram(small[:, :, channel], bins=COLOUR_BINS, range=(0.0, 1.0))[0] / float(size * size)
-        for channel in range(3)
-    ]
-    stats = np.concatenate([small.reshape(-1, 3).mean(axis=0), small.reshape(-1, 3).std(axis=0)])
-    return np.concatenate([thumb, _gradient_histograms(gray), *colour, stats]).astype(np.float32)
+    half = size // 2
+    thumb = gray.reshape(half, 2, half, 2).mean(axis=(1, 3)).ravel()
+    quantised = np.minimum((small * COLOUR_BINS).astype(np.int64), COLOUR_BINS - 1).reshape(-1, 3)
+    colour = np.concatenate(
+        [np.bincount(quantised[:, c], minlength=COLOUR_BINS) / float(size * size) for c in range(3)]
+    )
+    pixels = small.reshape(-1, 3)
+    stats = np.concatenate([pixels.mean(axis=0), pixels.std(axis=0)])
+    return np.concatenate([thumb, _gradient_histograms(gray), colour, stats]).astype(np.float32)
 
 
 def describe_many(images: list[np.ndarray], size: int = 32) -> np.ndarray:

@@ -1,0 +1,81 @@
+"""The controller and the real start/stop state machine on the local engine: serving windows,
+FAILED starts retried within the bound, manual overrides, lifecycle events."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from lambdas.common.settings import ServingWindow
+from tests.integration.serving_support import fast_settings, lifecycle_types, offline_world
+
+# The fake clock starts on a Monday at 10:00 UTC.
+MONDAY_MORNING = ServingWindow(cron="0 10 ? * MON *", minutes=30)
+
+
+@pytest.mark.slow
+def test_serving_window_runs_the_model_only_inside_the_window(monkeypatch: Any) -> None:
+    settings = fast_settings(serving_windows=(MONDAY_MORNING,))
+    with offline_world(monkeypatch, settings, {"digits": "CUSTOM_LABELS"}) as world:
+        stack = world.stack
+        # Given the window opens now, with no work at all, the tick starts the model
+        assert stack.tick("digits")["action"] == "START"
+        assert stack.wait_transition("digits") == "RUNNING"
+        # While inside the window it stays up
+        stack.clock.advance(29 * 60)
+        inside = stack.tick("digits")
+        assert (inside["action"], inside["reason"]) == ("NONE", "inside a serving window")
+        assert inside["running_minutes"] == 1.0
+        # At the window's end the next tick stops it
+        stack.clock.advance(60)
+        assert stack.tick("digits")["action"] == "STOP"
+        assert stack.wait_transition("digits") == "STOPPED"
+        assert lifecycle_types(stack, "digits") == [
+            "model.starting",
+            "model.running",
+            "model.stopping",
+            "model.stopped",
+        ]
+
+
+@pytest.mark.slow
+def test_failed_start_is_retried_once_then_given_up(monkeypatch: Any) -> None:
+    # start_retry_limit=1: one start plus one retry
+    with offline_world(monkeypatch, fast_settings(start_retry_limit=1), {"digits": "CUSTOM_LABELS"}) as world:
+        stack = world.stack
+        world.engine.faults.fail_start(count=2, project="digits")
+        # Given a manual start request
+        assert stack.request("digits", "start", override_minutes=30)["action"] == "START"
+        # The start ends FAILED: the state machine records it and releases the lock
+        assert stack.wait_transition("digits") == "FAILED"
+        assert stack.serving_item("digits")["start_attempts"]["N"] == "1"
+        # The next tick retries
+        retry = stack.tick("digits")
+        assert retry["action"] == "START", retry
+        assert stack.wait_transition("digits") == "FAILED"
+        # and then it gives up instead of starting forever
+        given_up = stack.tick("digits")
+        assert given_up["action"] == "NONE"
+        assert "start failed 2 times" in given_up["reason"]
+        events = lifecycle_types(stack, "digits")
+        assert events == ["model.starting", "model.start_failed", "model.starting", "model.start_failed"]
+
+
+@pytest.mark.slow
+def test_failed_start_recovers_on_retry_and_stop_override_wins(monkeypatch: Any) -> None:
+    with offline_world(monkeypatch, fast_settings(start_retry_limit=2), {"digits": "CUSTOM_LABELS"}) as world:
+        stack = world.stack
+        world.engine.faults.fail_start(count=1, project="digits")
+        stack.request("digits", "start", override_minutes=30)
+        assert stack.wait_transition("digits") == "FAILED"
+        assert stack.tick("digits")["action"] == "START"
+        assert stack.wait_transition("digits") == "RUNNING"
+        # attempts are reset once RUNNING
+        assert stack.serving_item("digits")["start_attempts"]["N"] == "0"
+        # A manual stop overrides the start override at once
+        assert stack.request("digits", "stop", override_minutes=10)["action"] == "STOP"
+        assert stack.wait_transition("digits") == "STOPPED"
+        # and "auto" hands control back: nothing wants the model, so it stays stopped
+        assert stack.request("digits", "auto")["desired"] == "STOPPED"
+        assert lifecycle_types(stack, "digits")[-2:] == ["model.stopping", "model.stopped"]

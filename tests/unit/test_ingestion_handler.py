@@ -1,0 +1,196 @@
+"""The ingestion handler end to end on one machine: moto (S3, SQS, SNS, DynamoDB, SSM) and the
+local Custom Labels engine, driven with SQS events built from the S3 notifications."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import pytest
+from moto import mock_aws
+
+from autopilot.engine.testing import running_engine
+from bench.ingestion_burst import OfflineIngestion, png_bytes
+from lambdas.common import aws, config
+from lambdas.common.constants import (
+    ENV_INGESTION_QUEUE_URL,
+    EVENT_ENTRIES_APPLIED,
+    EVENT_ENTRIES_REJECTED,
+    EVENT_PROJECT_CREATED,
+)
+from lambdas.ingestion import handler
+from lambdas.ingestion.staging import DatasetLease
+
+pytestmark = pytest.mark.xdist_group("ingestion-engine")
+
+
+@pytest.fixture
+def world(monkeypatch: pytest.MonkeyPatch) -> Iterator[OfflineIngestion]:
+    with mock_aws(), running_engine(time_scale=0.001):
+        offline = OfflineIngestion()
+        offline.activate(monkeypatch)
+        yield offline
+    aws.reset_clients()
+    config.clear_cache()
+    handler.reset_runtime()
+
+
+def events_of(world: OfflineIngestion, kind: str) -> list[dict]:
+    return [e for e in world.events() if e["type"] == kind]
+
+
+def manifest_line(world: OfflineIngestion, key: str, label: str) -> str:
+    return json.dumps(
+        {
+            "source-ref": f"s3://{world.bucket}/{key}",
+            "cls": 0,
+            "cls-metadata": {
+                "class-name": label,
+                "type": "groundtruth/image-classification",
+                "confidence": 1,
+            },
+        }
+    )
+
+
+def test_uploaded_image_becomes_one_labeled_entry(world: OfflineIngestion) -> None:
+    # Given an image uploaded under digits/train/<label>/ (moto sends the notification, key encoded)
+    world.put("digits/train/seven up/my photo é.png", png_bytes())
+    # When the notifications and then the handler's own flush requests are delivered
+    report = world.drain()
+    # Then the TRAIN dataset holds exactly that image, labeled with the folder name
+    entries = world.dataset_entries("digits", "TRAIN")
+    assert [e["source-ref"] for e in entries] == [f"s3://{world.bucket}/digits/train/seven up/my photo é.png"]
+    assert entries[0]["autopilot-label-metadata"]["class-name"] == "seven up"
+    assert report.failures == 0
+    # And the project creation and the applied counts were published
+    created = events_of(world, EVENT_PROJECT_CREATED)
+    assert created and created[0]["detail"]["created_datasets"] == ["TRAIN", "TEST"]
+    applied = events_of(world, EVENT_ENTRIES_APPLIED)
+    assert applied[0]["detail"]["entries_sent"] == 1 and applied[0]["detail"]["entries_added"] == 1
+
+
+def test_redelivered_upload_yields_one_entry(world: OfflineIngestion) -> None:
+    # Given one upload whose notification arrives twice, once after the entry was applied
+    message = world.upload("digits/test/3/a.png", png_bytes(80, 80))
+    world.invoke([message, message])
+    world.drain()
+    world.invoke([message])
+    world.drain()
+    # Then the TEST dataset holds one entry
+    assert len(world.dataset_entries("digits", "TEST")) == 1
+
+
+def test_rejections_are_published_and_valid_neighbours_still_go_in(world: OfflineIngestion) -> None:
+    # Given one good image and four bad uploads in the same batch
+    messages = [
+        world.upload("digits/train/1/good.png", png_bytes()),
+        world.upload("digits/train/1/small.png", png_bytes(32, 32)),
+        world.upload("digits/train/1/notes.png", b"just text"),
+        world.upload("digits/train/1/banner.png", png_bytes(4000, 100)),
+        world.upload("cats/train/tabby/a.png", png_bytes()),
+    ]
+    response = world.invoke(messages)
+    world.drain()
+    # Then no record failed, the good image is an entry, and each rejection names key and reason
+    assert response["batchItemFailures"] == []
+    assert [e["source-ref"].rsplit("/", 1)[1] for e in world.dataset_entries("digits", "TRAIN")] == [
+        "good.png"
+    ]
+    rejected = {
+        r["key"]: r["reason"]
+        for e in events_of(world, EVENT_ENTRIES_REJECTED)
+        for r in e["detail"]["rejections"]
+    }
+    assert "between 64 and 4096" in rejected["digits/train/1/small.png"]
+    assert "not a PNG or JPEG" in rejected["digits/train/1/notes.png"]
+    assert "aspect ratio" in rejected["digits/train/1/banner.png"]
+    assert "cdk.json" in rejected["cats/train/tabby/a.png"]
+
+
+def test_manifest_lines_are_applied_and_bad_lines_reported_by_number(world: OfflineIngestion) -> None:
+    # Given a manifest with two image-level lines, one object-localization line and two bad lines
+    detection = {
+        "source-ref": f"s3://{world.bucket}/digits/images/boxes.jpg",
+        "bounding-box": {
+            "image_size": [{"width": 200, "height": 100, "depth": 3}],
+            "annotations": [{"class_id": 0, "left": 10, "top": 10, "width": 50, "height": 40}],
+        },
+        "bounding-box-metadata": {
+            "objects": [{"confidence": 1}],
+            "class-map": {"0": "Echo"},
+            "type": "groundtruth/object-detection",
+        },
+    }
+    body = "\n".join(
+        [
+            manifest_line(world, "digits/images/a.png", "cat"),
+            "{not json",
+            json.dumps(detection),
+            manifest_line(world, "digits/images/b.png", "dog").replace(world.bucket, "other-bucket"),
+            manifest_line(world, "digits/images/c.png", "dog"),
+        ]
+    )
+    world.put("digits/manifests/train/batch.manifest", body.encode())
+    world.drain()
+    refs = sorted(e["source-ref"].rsplit("/", 1)[1] for e in world.dataset_entries("digits", "TRAIN"))
+    assert refs == ["a.png", "boxes.jpg", "c.png"]
+    rejected = [r["key"] for e in events_of(world, EVENT_ENTRIES_REJECTED) for r in e["detail"]["rejections"]]
+    assert rejected == [
+        "digits/manifests/train/batch.manifest line 2",
+        "digits/manifests/train/batch.manifest line 4",
+    ]
+
+
+def test_busy_dataset_defers_the_flush_without_failing_or_losing_anything(world: OfflineIngestion) -> None:
+    # Given another invocation holds the dataset's lease
+    lease = DatasetLease(world.state_table)
+    assert lease.acquire("digits", "TRAIN", "someone-else", 600)
+    world.invoke([world.upload("digits/train/2/a.png", png_bytes())])
+    flush_requests = world.take_messages()
+    # When the flush request is delivered
+    response = world.invoke(flush_requests)
+    # Then the record succeeds (no receive count burnt), nothing is applied, a new request is queued
+    assert response["batchItemFailures"] == []
+    assert world.dataset_entries("digits", "TRAIN") == []
+    retry = world.take_messages()
+    assert [json.loads(m["Body"])["type"] for m in retry] == [handler.FLUSH_REQUEST]
+    # And once the lease is free the entry goes in
+    lease.release("digits", "TRAIN", "someone-else")
+    world.invoke(retry)
+    world.drain()
+    assert len(world.dataset_entries("digits", "TRAIN")) == 1
+
+
+def test_update_running_from_elsewhere_is_waited_out(world: OfflineIngestion) -> None:
+    # Given the dataset exists and someone else's update is in progress
+    world.invoke([world.upload("digits/train/1/first.png", png_bytes())])
+    world.drain()
+    client = aws.client("rekognition")
+    project = client.describe_projects(ProjectNames=["digits"])["ProjectDescriptions"][0]
+    train = next(d["DatasetArn"] for d in project["Datasets"] if d["DatasetType"] == "TRAIN")
+    other = manifest_line(world, "digits/elsewhere/x.png", "x")
+    client.update_dataset_entries(DatasetArn=train, Changes={"GroundTruth": other.encode()})
+    # When a new upload is flushed meanwhile
+    world.invoke([world.upload("digits/train/1/second.png", png_bytes())])
+    report = world.drain()
+    # Then it waited for the running update and applied its line
+    names = sorted(e["source-ref"].rsplit("/", 1)[1] for e in world.dataset_entries("digits", "TRAIN"))
+    assert names == ["first.png", "second.png", "x.png"] and report.failures == 0
+
+
+def test_moderation_project_is_created_with_its_feature(world: OfflineIngestion) -> None:
+    world.invoke([world.upload("moderation/train/unsafe/a.png", png_bytes())])
+    world.drain()
+    client = aws.client("rekognition")
+    found = client.describe_projects(ProjectNames=["moderation"], Features=["CONTENT_MODERATION"])
+    assert found["ProjectDescriptions"][0]["Feature"] == "CONTENT_MODERATION"
+    assert len(world.dataset_entries("moderation", "TRAIN")) == 1
+
+
+def test_invalid_environment_names_the_variable(
+    world: OfflineIngestion, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(ENV_INGESTION_QUEUE_URL, "not-a-url")
+    with pytest.raises(ValueError, match=ENV_INGESTION_QUEUE_URL):
+        handler.IngestionEnvironment.from_environ()

@@ -11,6 +11,7 @@ import logging
 import os
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import boto3
@@ -30,13 +31,20 @@ LOG = logging.getLogger("autopilot.engine")
 
 Handler = Callable[["Engine", dict[str, Any], str], dict[str, Any]]
 
-# Operation -> (handler, runs under the engine lock)
-_REGISTRY: dict[str, tuple[Handler, bool]] = {}
+
+@dataclass(frozen=True)
+class Registration:
+    handler: Handler
+    locked: bool  # runs under the engine lock (detection takes it only briefly, itself)
+    mutates: bool  # changes state (read-only operations do not rewrite the persisted state)
 
 
-def operation(name: str, locked: bool = True) -> Callable[[Handler], Handler]:
+_REGISTRY: dict[str, Registration] = {}
+
+
+def operation(name: str, locked: bool = True, mutates: bool = True) -> Callable[[Handler], Handler]:
     def register(func: Handler) -> Handler:
-        _REGISTRY[name] = (func, locked)
+        _REGISTRY[name] = Registration(func, locked, mutates)
         return func
 
     return register
@@ -102,8 +110,8 @@ class Engine:
 
     # ------------------------------------------------------------------ dispatch
     def handle(self, operation_name: str, body: Any, region: str) -> dict[str, Any]:
-        entry = _REGISTRY.get(operation_name)
-        if entry is None:
+        registration = _REGISTRY.get(operation_name)
+        if registration is None:
             raise errors.unknown_operation(operation_name)
         project = _project_hint(body)
         fault = self.faults.take("throttle", operation_name, project)
@@ -117,13 +125,13 @@ class Engine:
                 ERROR_STATUS.get(fault.code, 400 if fault.code != "InternalServerError" else 500),
             )
         params = validate_input(operation_name, body)
-        handler, locked = entry
-        if not locked:
-            return handler(self, params, region)
+        if not registration.locked:
+            return registration.handler(self, params, region)
         with self.lock:
-            self.refresh()
-            result = handler(self, params, region)
-            self.save()
+            changed = self.refresh()
+            result = registration.handler(self, params, region)
+            if changed or registration.mutates:
+                self.save()
             return result
 
     # ------------------------------------------------------------------ lookups
@@ -164,20 +172,25 @@ class Engine:
         return arn.split(":")[4]
 
     # ------------------------------------------------------------------ lazy transitions
-    def refresh(self) -> None:
+    def refresh(self) -> bool:
+        """Applies every due transition; tells whether anything changed."""
         from autopilot.engine.datasets import apply_pending
         from autopilot.engine.versions import apply_transitions
 
         now = self.now()
+        changed = False
         for key, project in list(self.projects.items()):
             if project.delete_due is not None and now >= project.delete_due:
                 del self.projects[key]
+                changed = True
                 continue
             for dataset in project.datasets.values():
                 if dataset.pending is not None and now >= dataset.pending.due:
                     apply_pending(dataset, now)
+                    changed = True
             for version in list(project.versions.values()):
-                apply_transitions(self, project, version, now)
+                changed = apply_transitions(self, project, version, now) or changed
+        return changed
 
     # ------------------------------------------------------------------ background work
     def run_in_background(self, name: str, target: Callable[[], None]) -> None:

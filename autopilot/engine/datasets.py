@@ -158,7 +158,7 @@ def stats(dataset: Dataset) -> dict[str, int]:
     }
 
 
-@operation("DescribeDataset")
+@operation("DescribeDataset", mutates=False)
 def describe_dataset(engine: Engine, params: dict[str, Any], region: str) -> dict[str, Any]:
     dataset = engine.dataset_by_arn(params["DatasetArn"])
     return {
@@ -306,7 +306,7 @@ def _readable(dataset: Dataset) -> None:
         raise errors.invalid_parameter("The dataset failed to be created and has no entries.")
 
 
-@operation("ListDatasetEntries")
+@operation("ListDatasetEntries", mutates=False)
 def list_dataset_entries(engine: Engine, params: dict[str, Any], region: str) -> dict[str, Any]:
     dataset = engine.dataset_by_arn(params["DatasetArn"])
     _readable(dataset)
@@ -330,7 +330,7 @@ def list_dataset_entries(engine: Engine, params: dict[str, Any], region: str) ->
     return result
 
 
-@operation("ListDatasetLabels")
+@operation("ListDatasetLabels", mutates=False)
 def list_dataset_labels(engine: Engine, params: dict[str, Any], region: str) -> dict[str, Any]:
     dataset = engine.dataset_by_arn(params["DatasetArn"])
     _readable(dataset)

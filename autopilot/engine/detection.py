@@ -70,7 +70,7 @@ def _select(
     return [p for p in predictions if p.confidence >= min_confidence]
 
 
-@operation("DetectCustomLabels", locked=False)
+@operation("DetectCustomLabels", locked=False, mutates=False)
 def detect_custom_labels(engine: Engine, params: dict[str, Any], region: str) -> dict[str, Any]:
     model = _model(engine, params["ProjectVersionArn"], CUSTOM_LABELS)
     rgb = _image(engine, params["Image"])
@@ -97,7 +97,7 @@ def detect_custom_labels(engine: Engine, params: dict[str, Any], region: str) ->
     return {"CustomLabels": labels}
 
 
-@operation("DetectModerationLabels", locked=False)
+@operation("DetectModerationLabels", locked=False, mutates=False)
 def detect_moderation_labels(engine: Engine, params: dict[str, Any], region: str) -> dict[str, Any]:
     arn = params.get("ProjectVersion")
     if arn is None:

@@ -73,7 +73,7 @@ def describe(project: Project) -> dict[str, Any]:
     return description
 
 
-@operation("DescribeProjects")
+@operation("DescribeProjects", mutates=False)
 def describe_projects(engine: Engine, params: dict[str, Any], region: str) -> dict[str, Any]:
     names = params.get("ProjectNames")
     features = params.get("Features") or [CUSTOM_LABELS]

@@ -29,13 +29,15 @@ BASE_MODERATION_MODEL = "7.0"
 AUTO_SPLIT_FRACTION = 0.2
 
 
-def apply_transitions(engine: Engine, project: Project, version: Version, now: float) -> None:
+def apply_transitions(engine: Engine, project: Project, version: Version, now: float) -> bool:
     """Completes due asynchronous transitions of one version (called lazily under the lock)."""
+    changed = False
     if (
         version.status == "TRAINING_IN_PROGRESS"
         and version.train_outcome is not None
         and now >= version.train_due
     ):
+        changed = True
         finished = max(version.train_due, version.training_end or now)
         version.training_end = finished
         if version.train_outcome == "ok":
@@ -50,12 +52,13 @@ def apply_transitions(engine: Engine, project: Project, version: Version, now: f
             version.f1 = None
             version.summary = None
     if version.transition_target is not None and now >= version.transition_due:
+        changed = True
         target = version.transition_target
         version.transition_target = None
         if target == "DELETED":
             project.versions.pop(version.name, None)
             engine.forget_model(version.arn)
-            return
+            return changed
         version.status = target
         version.status_message = version.transition_message or {
             "RUNNING": "The model is running.",
@@ -63,6 +66,7 @@ def apply_transitions(engine: Engine, project: Project, version: Version, now: f
             "FAILED": "The model failed to start.",
         }.get(target, target)
         version.transition_message = None
+    return changed
 
 
 def _s3_uri_asset(bucket: str, key: str) -> dict[str, Any]:
@@ -350,7 +354,7 @@ def describe(version: Version) -> dict[str, Any]:
     return out
 
 
-@operation("DescribeProjectVersions")
+@operation("DescribeProjectVersions", mutates=False)
 def describe_project_versions(engine: Engine, params: dict[str, Any], region: str) -> dict[str, Any]:
     project = engine.project_by_arn(params["ProjectArn"])
     names = params.get("VersionNames")

@@ -221,8 +221,9 @@ class LocalLambdaService:
 
     @contextlib.contextmanager
     def _environment(self, function: RegisteredFunction) -> Iterator[None]:
+        # AWS_LAMBDA_FUNCTION_NAME is left out on purpose: botocore checks it and then reads it
+        # (recursion-detection header), which races with the restore below in other threads.
         values = {
-            "AWS_LAMBDA_FUNCTION_NAME": function.name,
             "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(function.memory_mb),
             "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
             **self.base_environment,

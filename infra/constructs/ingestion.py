@@ -235,8 +235,8 @@ class Ingestion(Construct):
         rules.append(
             _iam5(
                 "Resource::*",
-                "rekognition:DescribeProjects supports no resource-level permission; it is the only "
-                "action on resource *.",
+                "Only actions without resource-level permissions use *: rekognition:DescribeProjects, "
+                "and xray:PutTraceSegments/PutTelemetryRecords for active tracing.",
             )
         )
         rules.append(

@@ -16,7 +16,9 @@ class Notifications(Construct):
         self.lifecycle_topic = self._topic("Lifecycle", "Custom Labels Autopilot lifecycle events", key)
         self.detections_topic = self._topic("Detections", "Custom Labels Autopilot detections", key)
         if settings.notification_email:
-            self.lifecycle_topic.add_subscription(subscriptions.EmailSubscription(settings.notification_email))
+            self.lifecycle_topic.add_subscription(
+                subscriptions.EmailSubscription(settings.notification_email)
+            )
 
     def _topic(self, construct_id: str, display_name: str, key: kms.IKey) -> sns.Topic:
         topic = sns.Topic(self, construct_id, display_name=display_name, master_key=key, enforce_ssl=True)

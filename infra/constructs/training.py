@@ -245,6 +245,7 @@ class Training(Construct):
         result_path: str | None = None,
         extra_actions: tuple[str, ...] = (),
         comment: str | None = None,
+        retry_busy: bool = False,
     ) -> tasks.CallAwsService:
         iam_action = f"rekognition:{action[0].upper()}{action[1:]}"
         task = tasks.CallAwsService(
@@ -273,6 +274,14 @@ class Training(Construct):
             backoff_rate=2,
             jitter_strategy=sfn.JitterType.FULL,
         )
+        if retry_busy:
+            # A dataset update started after the trigger looked (ingestion): wait for it, bounded.
+            task.add_retry(
+                errors=["Rekognition.ResourceInUseException", "Rekognition.ResourceNotReadyException"],
+                interval=Duration.seconds(60),
+                max_attempts=5,
+                backoff_rate=2,
+            )
         return task
 
     def _invoke(
@@ -396,6 +405,7 @@ class Training(Construct):
                     ]
                 },
                 comment="Moves 20% of TRAIN into the empty TEST dataset",
+                retry_busy=True,
             )
         )
         split_published = guard(
@@ -469,6 +479,7 @@ class Training(Construct):
                 result_selector=created_selector,
                 result_path="$.created",
                 extra_actions=("TagResource",),
+                retry_busy=True,
             )
         )
         create_adapter = guard(
@@ -488,6 +499,7 @@ class Training(Construct):
                 result_selector=created_selector,
                 result_path="$.created",
                 extra_actions=("TagResource",),
+                retry_busy=True,
             )
         )
         started_published = guard(

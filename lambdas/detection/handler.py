@@ -206,9 +206,10 @@ def handle(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     environment = DetectionEnvironment.model_validate(dict(os.environ))
     idempotency_config.register_lambda_context(context)
     run = build_run(environment, load_settings(), clock())
-    return process_partial_response(
+    response = process_partial_response(
         event=event,
         record_handler=functools.partial(process_record, run=run),
         processor=processor,
         context=context,
     )
+    return dict(response)

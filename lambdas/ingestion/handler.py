@@ -238,7 +238,7 @@ def handle(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         processor=processor,
         context=context,
     )
-    # After the records: stage the batch's image lines together (a few transactional writes instead
+    # After the records: stage the batch's image lines together (a few batched writes instead
     # of one per image), report rejections, and make sure every touched dataset gets flushed.
     # A failure here fails the whole invocation; every step is idempotent, so SQS simply retries.
     for (project, dataset_type), versions in outcome.pending.items():

@@ -77,10 +77,11 @@ class ManifestContent:
         return list(latest.values())
 
 
-def read_manifest(text_lines: Iterable[str | bytes], bucket: str) -> ManifestContent:
-    """Validates a manifest line by line; bad lines are reported, their neighbours kept."""
+def read_manifest(text_lines: Iterable[str | bytes], bucket: str, first_line: int = 1) -> ManifestContent:
+    """Validates a manifest line by line; bad lines are reported (numbered from `first_line`),
+    their neighbours kept."""
     content = ManifestContent()
-    for number, raw in enumerate(text_lines, start=1):
+    for number, raw in enumerate(text_lines, start=first_line):
         try:
             text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
         except UnicodeDecodeError:

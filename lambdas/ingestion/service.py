@@ -15,7 +15,7 @@ so a burst costs about ceil(total bytes / 5 MB) calls instead of one call per im
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
@@ -37,6 +37,8 @@ MAX_UPDATE_ATTEMPTS = 3  # failed dataset updates before a staged line is given 
 MAX_LINES_PER_ROUND = 60_000  # staged lines read per round (~12 calls' worth of typical lines)
 REPORTED_ERRORS = 20  # entries with errors listed in one "entries applied" event
 REJECTIONS_PER_EVENT = 50  # rejections per "entries rejected" event (SNS messages stay small)
+MANIFEST_BLOCK_LINES = 5_000  # manifest lines validated and staged together
+MAX_LINE_REJECTIONS_REPORTED = 1_000  # per manifest; the rest are counted in one more rejection
 
 
 class Publisher(Protocol):
@@ -132,14 +134,44 @@ def ingest_object(
         result.pending.append((line, seq))
         return result
     assert isinstance(route, ManifestKey)
-    content = read_manifest(source.iter_lines(event.bucket, event.key, event.version_id), data_bucket)
-    for rejection in content.rejections:
-        result.rejections.append(Rejection(f"{event.key} line {rejection.line_number}", rejection.reason))
-    lines = content.lines
-    if lines:
-        store.stage(route.project, route.dataset_type, lines, seq)
-    result.staged = len(lines)
+    # Read and staged block by block, so a manifest of any size (up to 1 GB) never sits in memory.
+    line_rejections = 0
+    raw_lines = source.iter_lines(event.bucket, event.key, event.version_id)
+    for start, block in _blocks(raw_lines, MANIFEST_BLOCK_LINES):
+        content = read_manifest(block, data_bucket, first_line=start)
+        for rejection in content.rejections:
+            line_rejections += 1
+            if line_rejections <= MAX_LINE_REJECTIONS_REPORTED:
+                result.rejections.append(
+                    Rejection(f"{event.key} line {rejection.line_number}", rejection.reason)
+                )
+        lines = content.lines
+        if lines:
+            store.stage(route.project, route.dataset_type, lines, seq)
+        result.staged += len(lines)
+    if line_rejections > MAX_LINE_REJECTIONS_REPORTED:
+        result.rejections.append(
+            Rejection(
+                event.key,
+                f"{line_rejections - MAX_LINE_REJECTIONS_REPORTED} more lines were rejected (only the first "
+                f"{MAX_LINE_REJECTIONS_REPORTED} are listed); fix the manifest and upload it again",
+            )
+        )
     return result
+
+
+def _blocks(items: Iterable[bytes], size: int) -> Iterator[tuple[int, list[bytes]]]:
+    """(number of the first line, lines) blocks of at most `size` lines."""
+    block: list[bytes] = []
+    start = 1
+    for item in items:
+        block.append(item)
+        if len(block) == size:
+            yield start, block
+            start += size
+            block = []
+    if block:
+        yield start, block
 
 
 def publish_rejections(publisher: Publisher, rejections: list[tuple[str | None, Rejection]]) -> int:

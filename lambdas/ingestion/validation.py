@@ -284,15 +284,16 @@ def _bounding_boxes(attribute: str, value: Any, metadata: dict[str, Any]) -> lis
         class_id = box.get("class_id")
         if not isinstance(class_id, int) or str(class_id) not in class_map:
             raise Rejected(f"{here}: class_id {class_id!r} is not in the class-map; add it or fix the id")
-        left, top, box_width, box_height = (box.get(k) for k in ("left", "top", "width", "height"))
-        if not all(_number(v) for v in (left, top, box_width, box_height)):
+        raw = [box.get(k) for k in ("left", "top", "width", "height")]
+        if not all(_number(v) for v in raw):
             raise Rejected(f"{here}: left, top, width and height must be numbers (pixels)")
+        left, top, box_width, box_height = (float(v) for v in raw if v is not None)
         if left < 0 or top < 0 or box_width <= 0 or box_height <= 0:
             raise Rejected(f"{here}: left and top must be >= 0 and width and height > 0 (pixels)")
         if left + box_width > width or top + box_height > height:
             raise Rejected(
-                f"{here} ({left}, {top}, {box_width}x{box_height}) extends outside the {width}x{height} "
-                "image; fix the coordinates (pixels, origin top-left)"
+                f"{here} ({left:g}, {top:g}, {box_width:g}x{box_height:g}) extends outside the "
+                f"{width}x{height} image; fix the coordinates (pixels, origin top-left)"
             )
         names.append(_labelled(attribute, class_map[str(class_id)]))
     return names

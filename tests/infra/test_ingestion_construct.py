@@ -86,14 +86,14 @@ def test_queue_policy_lets_only_the_bucket_send_and_requires_tls(synthesized) ->
                 "Statement": Match.array_with(
                     [
                         Match.object_like(
+                            {"Effect": "Deny", "Condition": {"Bool": {"aws:SecureTransport": "false"}}}
+                        ),
+                        Match.object_like(
                             {
                                 "Action": Match.array_with(["sqs:SendMessage"]),
                                 "Principal": {"Service": "s3.amazonaws.com"},
                                 "Condition": {"ArnLike": {"aws:SourceArn": Match.any_value()}},
                             }
-                        ),
-                        Match.object_like(
-                            {"Effect": "Deny", "Condition": {"Bool": {"aws:SecureTransport": "false"}}}
                         ),
                     ]
                 )
@@ -183,8 +183,12 @@ def test_role_is_scoped_to_the_configured_projects(synthesized) -> None:
     assert ":project/digits/*" in resources and ":project/moderation/*" in resources
     wildcard_actions = [a for s in statements for a in as_list(s["Action"]) if a.endswith("*")]
     assert wildcard_actions == []
-    star_resources = [s["Action"] for s in statements if s["Resource"] == "*"]
-    assert star_resources == ["rekognition:DescribeProjects"]
+    star_actions = sorted(a for s in statements if s["Resource"] == "*" for a in as_list(s["Action"]))
+    assert star_actions == [
+        "rekognition:DescribeProjects",
+        "xray:PutTelemetryRecords",
+        "xray:PutTraceSegments",
+    ]
 
 
 def as_list(value: Any) -> list[str]:

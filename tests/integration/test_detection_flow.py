@@ -34,7 +34,7 @@ def start_model(stack: Any) -> None:
 @pytest.mark.slow
 def test_bad_images_get_error_results_and_throttled_ones_wait(monkeypatch: Any) -> None:
     # The client's own retries are turned off so injected throttling reaches the handler.
-    monkeypatch.setattr(aws, "_CONFIG", Config(retries={"max_attempts": 1, "mode": "standard"}))
+    monkeypatch.setattr(aws, "_CONFIG", Config(retries={"total_max_attempts": 1, "mode": "standard"}))
     monkeypatch.setattr(deferral, "THROTTLE_BASE_SECONDS", 0)
     with offline_world(monkeypatch, fast_settings(), {"digits": "CUSTOM_LABELS"}) as world:
         stack = world.stack

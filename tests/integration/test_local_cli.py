@@ -34,8 +34,8 @@ SPEED = 120.0
 
 def cli(*args: str) -> tuple[int, Any]:
     """Runs `autopilot <args> --json`; returns the exit code and the parsed output (or the text)."""
-    buffer = io.StringIO()
-    with contextlib.redirect_stdout(buffer):
+    buffer, errors = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(buffer), contextlib.redirect_stderr(errors):
         try:
             code = main([*args, "--json"])
         except SystemExit as exit_:
@@ -44,7 +44,7 @@ def cli(*args: str) -> tuple[int, Any]:
     try:
         return code, json.loads(text)
     except ValueError:
-        return code, text
+        return code, text + errors.getvalue()
 
 
 def _events(runtime: LocalRuntime, event_type: str) -> list[dict[str, Any]]:
@@ -169,8 +169,8 @@ def test_start_detect_stop(stack: LocalRuntime, tmp_path: Path) -> None:
 
 def test_promote_and_rollback(stack: LocalRuntime) -> None:
     # Given a second trained version
-    code, _ = cli("train", PROJECT, "--force", "--wait", "--interval", "0.5", "--timeout", "180")
-    assert code in (0, 1)
+    code, trained_output = cli("train", PROJECT, "--force", "--wait", "--interval", "0.5", "--timeout", "180")
+    assert code in (0, 1), trained_output
     _, status = cli("status", "--project", PROJECT)
     versions = status["projects"][0]["versions"]
     trained = [v for v in versions if v["f1"] is not None]

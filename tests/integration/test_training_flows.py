@@ -39,7 +39,10 @@ from lambdas.common.constants import (
     ITEM_TRAINING,
 )
 from lambdas.common.production import ProductionRecord, get_production
-from lambdas.common.settings import load_cdk_context, settings_from_context
+from lambdas.common.settings import ProjectSettings, load_cdk_context, settings_from_context
+from lambdas.training import naming
+from lambdas.training.rekognition import TrainingRekognition
+from lambdas.training.trigger import TriggerRequest, execution_input
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("training-flows")]
 
@@ -52,6 +55,8 @@ PROJECTS = {
     "tr-busy": {},
     "tr-retention": {"retain_versions": 1},
     "tr-bluegreen": {},
+    "tr-timeout": {},
+    "tr-startfail": {},
     "tr-adapter": {"feature": "CONTENT_MODERATION", "moderation_confidence_threshold": 40},
 }
 CONTEXT = {
@@ -436,3 +441,62 @@ def test_moderation_adapters_are_trained_with_their_feature_config(harness: Harn
     version = harness.versions(project_arn)[result.output["version_name"]]
     assert version["FeatureConfig"] == {"ContentModeration": {"ConfidenceThreshold": 40.0}}
     assert result.output["outcome"] in ("PROMOTED", "REJECTED")
+
+
+def test_a_training_that_outlasts_its_polling_budget_fails_as_a_timeout(harness: Harness) -> None:
+    # Given the workflow input the trigger builds, with a budget of one immediate status check
+    project = "tr-timeout"
+    harness.create_project(project)
+    rekognition = TrainingRekognition(harness.rekognition)
+    info = rekognition.describe_project(project)
+    assert info is not None
+    datasets = {kind: rekognition.describe_dataset(kind, arn) for kind, arn in info.datasets.items()}
+    token = naming.execution_name(project)
+    payload = execution_input(
+        project=info,
+        datasets=datasets,
+        settings=ProjectSettings(),
+        version_name=naming.version_name(project),
+        lock_token=token,
+        request=TriggerRequest(project, force=True, source="test"),
+        reason="test",
+    )
+    payload["settings"].update(poll_seconds=0, max_polls=1)
+    (machine,) = [
+        arn for lid, arn in harness.runtime.state_machines.items() if lid.startswith("TrainingStateMachine")
+    ]
+    sfn = harness.runtime.client("stepfunctions")
+    # When it runs (the engine trains for longer than one check)
+    arn = sfn.start_execution(stateMachineArn=machine, name=token, input=json.dumps(payload))["executionArn"]
+    result = harness.wait(arn)
+    # Then the bounded loop ends in a notified failure naming the budget and the last status
+    assert result.status == "FAILED"
+    assert (
+        result.cause
+        == "training did not finish within 1 status checks 0 s apart (last status TRAINING_IN_PROGRESS)"
+    )
+    failed = harness.wait_for_event(project, EVENT_TRAINING_FAILED)
+    assert failed["detail"]["error"] == "TRAINING_TIMEOUT"
+
+
+def test_a_new_version_that_fails_to_start_leaves_production_serving(harness: Harness) -> None:
+    # Given a promoted version that is serving, and a next version the gate would promote
+    project = "tr-startfail"
+    project_arn = harness.create_project(project)
+    assert _execution(harness, project).output["outcome"] == "PROMOTED"
+    old = harness.production(project)
+    assert old is not None
+    harness.rekognition.start_project_version(ProjectVersionArn=old.version_arn, MinInferenceUnits=1)
+    harness.wait_version(project_arn, old.version_name, "RUNNING")
+    harness.set_production(dataclasses.replace(old, f1_score=0.1))
+    # When the new version fails to start during the blue/green switch
+    harness.engine.faults.fail_start(project=project, message="Not enough capacity to start the model.")
+    result = _execution(harness, project, force=True)
+    # Then the training fails with the service's message and the old version keeps serving
+    assert result.status == "FAILED"
+    assert result.cause == "the new version failed to start: Not enough capacity to start the model."
+    current = harness.production(project)
+    assert current is not None and current.version_arn == old.version_arn
+    assert harness.versions(project_arn)[old.version_name]["Status"] == "RUNNING"
+    assert "Promote" not in result.states_entered()
+    harness.rekognition.stop_project_version(ProjectVersionArn=old.version_arn)

@@ -1,0 +1,97 @@
+"""Staged lines and the per-dataset lease in a (moto) DynamoDB table shaped like the state table."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from lambdas.common.constants import STATE_PK, STATE_SK
+from lambdas.ingestion.lines import Line
+from lambdas.ingestion.staging import DatasetLease, StagingStore, event_seq, newest_lines, split_versions
+
+
+@pytest.fixture
+def table() -> Iterator[tuple[str, object]]:
+    with mock_aws():
+        client = boto3.client("dynamodb", region_name="us-east-1")
+        client.create_table(
+            TableName="state",
+            KeySchema=[
+                {"AttributeName": STATE_PK, "KeyType": "HASH"},
+                {"AttributeName": STATE_SK, "KeyType": "RANGE"},
+            ],
+            AttributeDefinitions=[
+                {"AttributeName": STATE_PK, "AttributeType": "S"},
+                {"AttributeName": STATE_SK, "AttributeType": "S"},
+            ],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        yield "state", client
+
+
+def lines(n: int, prefix: str = "k") -> list[Line]:
+    return [
+        Line(f"s3://b/{prefix}{i}", '{"source-ref":"s3://b/' + f"{prefix}{i}" + '","x":"' + "é" * 50 + '"}')
+        for i in range(n)
+    ]
+
+
+def test_staged_lines_round_trip_per_dataset(table) -> None:
+    name, client = table
+    store = StagingStore(name, client)
+    # Given lines staged for TRAIN and TEST of one project, and for another project
+    store.stage("digits", "TRAIN", lines(30), event_seq("2026-01-01T00:00:00.000Z", "A1"))
+    store.stage("digits", "TEST", lines(2, "t"), "s")
+    store.stage("other", "TRAIN", lines(5, "o"), "s")
+    # When TRAIN of digits is read / Then exactly its lines come back
+    batches = store.batches("digits", "TRAIN", max_lines=1000)
+    assert sorted(line.source_ref for line in newest_lines(batches)) == sorted(
+        item.source_ref for item in lines(30)
+    )
+    # And removing them leaves the other datasets alone
+    store.remove("digits", "TRAIN", batches)
+    assert store.batches("digits", "TRAIN", 1000) == []
+    assert len(newest_lines(store.batches("digits", "TEST", 1000))) == 2
+
+
+def test_large_staging_is_split_into_items_under_the_item_limit(table) -> None:
+    name, client = table
+    store = StagingStore(name, client)
+    many = lines(4000)
+    store.stage("digits", "TRAIN", many, "s")
+    batches = store.batches("digits", "TRAIN", max_lines=100_000)
+    assert len(batches) > 1
+    assert len(newest_lines(batches)) == 4000
+    assert all(len(part) for part in split_versions([(item, "s") for item in many]))
+
+
+def test_reading_stops_near_max_lines(table) -> None:
+    name, client = table
+    store = StagingStore(name, client)
+    for i in range(5):
+        store.stage("digits", "TRAIN", lines(10, f"b{i}-"), "s")
+    assert sum(len(b.versions) for b in store.batches("digits", "TRAIN", max_lines=20)) == 20
+
+
+def test_event_seq_orders_time_then_padded_sequencer() -> None:
+    assert event_seq("2026-01-01T00:00:00.000Z", "0A") < event_seq("2026-01-01T00:00:00.000Z", "0A1")
+    assert event_seq("2026-01-01T00:00:00.000Z", "FF") < event_seq("2026-01-01T00:00:00.001Z", "00")
+
+
+def test_lease_admits_one_holder_until_released_or_expired(table) -> None:
+    name, client = table
+    now = [1000.0]
+    lease = DatasetLease(name, client, clock=lambda: now[0])
+    assert lease.acquire("digits", "TRAIN", "a", seconds=60)
+    assert not lease.acquire("digits", "TRAIN", "b", seconds=60)
+    assert lease.acquire("digits", "TEST", "b", seconds=60)  # another dataset is independent
+    lease.release("digits", "TRAIN", "b")  # not the holder: no effect
+    assert not lease.acquire("digits", "TRAIN", "b", seconds=60)
+    lease.release("digits", "TRAIN", "a")
+    assert lease.acquire("digits", "TRAIN", "b", seconds=60)
+    # A holder that died loses the lease when it expires
+    now[0] += 61
+    assert lease.acquire("digits", "TRAIN", "c", seconds=60)

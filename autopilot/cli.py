@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import TextIO
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -33,9 +34,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
+    """Runs one command; `out` receives the command's output (default: stdout)."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.out = out
     return int(args.func(args) or 0)
 
 

@@ -258,15 +258,21 @@ def _write_outputs(
     test_key = _output_key(version, f"{stem}/testing.manifest")
     engine.put_object(bucket, train_key, _manifest_blob(train_entries), "application/x-ndjson")
     engine.put_object(bucket, test_key, _manifest_blob(test_entries), "application/x-ndjson")
-    summary_key = _output_key(version, f"EvaluationResultSummary-{project.name}-{version.name}.json")
+    summary_key = _output_key(version, f"EvaluationSummary-{project.name}-{version.name}.json")
     ended = datetime.now(UTC).isoformat(timespec="seconds")
+    aggregated: dict[str, Any] = {
+        "F1Score": round(report.f1, 6),
+        "Precision": _mean([m.precision for m in report.label_metrics if m.test_images]),
+        "Recall": _mean([m.recall for m in report.label_metrics if m.test_images]),
+    }
+    if report.confusion:
+        aggregated["ConfusionMatrix"] = report.confusion
+    if report.average_precision is not None:
+        aggregated["AveragePrecision"] = round(report.average_precision, 6)
+        aggregated["AverageRecall"] = round(report.average_recall or 0.0, 6)
     summary = {
         "Version": 1,
-        "AggregatedEvaluationResults": {
-            "F1Score": round(report.f1, 6),
-            "Precision": _mean([m.precision for m in report.label_metrics if m.test_images]),
-            "Recall": _mean([m.recall for m in report.label_metrics if m.test_images]),
-        },
+        "AggregatedEvaluationResults": aggregated,
         "EvaluationDetails": {
             "EvaluationEndTimestamp": ended,
             "Labels": [m.label for m in report.label_metrics],
@@ -285,7 +291,7 @@ def _write_outputs(
                 },
                 "NumberOfTestingImages": m.test_images,
             }
-            for m in report.label_metrics
+            for m in sorted(report.label_metrics, key=lambda m: (-m.f1, m.label))
         ],
     }
     engine.put_object(bucket, summary_key, json.dumps(summary, indent=2).encode())

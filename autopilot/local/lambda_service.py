@@ -25,6 +25,7 @@ import io
 import json
 import logging
 import os
+import sys
 import threading
 import time
 import traceback
@@ -120,6 +121,7 @@ class LocalLambdaService:
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self._async: list[threading.Thread] = []
+        self._reserved: set[str] = set()
         self.output: TextIO = capture_output if not isinstance(capture_output, bool) else io.StringIO()
 
     # -- registration ---------------------------------------------------------------------------
@@ -146,6 +148,7 @@ class LocalLambdaService:
         with self._registry_lock:
             for key in (name, arn, *aliases):
                 self._functions[key] = function
+            self._reserve([*self.base_environment, *function.environment])
         return function
 
     def functions(self) -> list[RegisteredFunction]:
@@ -221,32 +224,49 @@ class LocalLambdaService:
 
     @contextlib.contextmanager
     def _environment(self, function: RegisteredFunction) -> Iterator[None]:
-        # AWS_LAMBDA_FUNCTION_NAME is left out on purpose: botocore checks it and then reads it
-        # (recursion-detection header), which races with the restore below in other threads.
-        values = {
-            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(function.memory_mb),
-            "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
-            **self.base_environment,
-            **function.environment,
-        }
-        saved = {key: os.environ.get(key) for key in values}
-        os.environ.update(values)
+        # Other threads (the pump, boto3 creating clients, the CLI) iterate os.environ; adding or
+        # removing keys while they do raises. Every key was therefore added once at registration
+        # (see _reserve) and only values change here. AWS_LAMBDA_* variables are not set at all:
+        # botocore checks AWS_LAMBDA_FUNCTION_NAME and would see them from every thread.
+        values = {**self.base_environment, **function.environment}
+        saved = {key: os.environ.get(key, "") for key in values}
+        for key, value in values.items():
+            os.environ[key] = value
         try:
             yield
         finally:
             for key, previous in saved.items():
-                if previous is None:
-                    os.environ.pop(key, None)
-                else:
-                    os.environ[key] = previous
+                os.environ[key] = previous
+
+    def _reserve(self, keys: Iterator[str] | list[str]) -> None:
+        """Adds absent keys (empty) before any concurrent use; removed again by stop()."""
+        for key in keys:
+            if key not in os.environ:
+                os.environ[key] = ""
+                self._reserved.add(key)
+
+    def release_environment(self) -> None:
+        """Removes the keys reserved for the functions; call once nothing runs any more."""
+        for key in sorted(self._reserved):
+            os.environ.pop(key, None)
+        self._reserved.clear()
 
     @contextlib.contextmanager
     def _captured(self) -> Iterator[None]:
+        """Routes this thread's stdout (handler logs, EMF metrics) to `.output` while it runs.
+
+        sys.stdout is replaced once by a router that picks the target per thread, so output of
+        other threads (the CLI, the demo's timeline) is never swallowed or mixed in.
+        """
         if not self.capture_output:
             yield
             return
-        with contextlib.redirect_stdout(self.output):
+        router = _StdoutRouter.install()
+        router.routes[threading.get_ident()] = self.output
+        try:
             yield
+        finally:
+            router.routes.pop(threading.get_ident(), None)
 
     # -- HTTP server ----------------------------------------------------------------------------
     @property
@@ -285,6 +305,42 @@ class LocalLambdaService:
 
     def __exit__(self, *_: Any) -> None:
         self.stop()
+
+
+class _StdoutRouter(io.TextIOBase):
+    """A sys.stdout that writes to a per-thread target, or to the original stdout."""
+
+    routes: dict[int, TextIO]
+
+    def __init__(self, original: TextIO) -> None:
+        super().__init__()
+        self.original = original
+        self.routes = {}
+
+    @classmethod
+    def install(cls) -> _StdoutRouter:
+        current = sys.stdout
+        if isinstance(current, _StdoutRouter):
+            return current
+        router = cls(current)
+        sys.stdout = router
+        return router
+
+    def _target(self) -> TextIO:
+        return self.routes.get(threading.get_ident(), self.original)
+
+    def write(self, text: str) -> int:
+        return self._target().write(text)
+
+    def flush(self) -> None:
+        self._target().flush()
+
+    def isatty(self) -> bool:
+        return False
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return getattr(self.original, "encoding", "utf-8")
 
 
 _HANDLER_CACHE: dict[str, Callable[..., Any]] = {}

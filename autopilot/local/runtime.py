@@ -1282,3 +1282,4 @@ def running_stack(
                 _reset_handler_caches()
     finally:
         lambdas.stop()
+        lambdas.release_environment()

@@ -138,7 +138,7 @@ class Context:
 
     def __init__(self, args: argparse.Namespace, out: TextIO | None = None) -> None:
         self.args = args
-        self.out = out or sys.stdout
+        self.out = out or getattr(args, "out", None) or sys.stdout
         self.json = bool(getattr(args, "json", False))
         env_file = getattr(args, "env_file", None) or (
             DEFAULT_LOCAL_ENV if getattr(args, "local", False) else None

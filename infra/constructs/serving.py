@@ -196,6 +196,7 @@ def model_control_definition() -> dict[str, Any]:
                     "And": [
                         {"Variable": "$.action", "StringEquals": TRANSITION_START},
                         {"Variable": "$.max_inference_units", "IsPresent": True},
+                        {"Not": {"Variable": "$.max_inference_units", "IsNull": True}},
                     ],
                     "Next": "StartModelWithAutoScaling",
                 },

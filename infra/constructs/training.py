@@ -42,6 +42,7 @@ from lambdas.common.constants import (
     ENV_TRAINING_STATE_MACHINE,
     EVENT_MODEL_RUNNING,
     EVENT_MODEL_STARTING,
+    EVENT_MODEL_STOP_FAILED,
     EVENT_MODEL_STOPPING,
     EVENT_SOURCE,
     EVENT_TRAINING_DATASET_SPLIT,
@@ -325,9 +326,9 @@ class Training(Construct):
         return task
 
     @staticmethod
-    def _fail_with(construct_id_scope: Construct, construct_id: str, error: str) -> sfn.Pass:
+    def _fail_with(scope: Construct, construct_id: str, error: str) -> sfn.Pass:
         return sfn.Pass(
-            construct_id_scope,
+            scope,
             construct_id,
             result=sfn.Result.from_object({"Error": error, "Cause": error}),
             result_path="$.error",
@@ -626,11 +627,24 @@ class Training(Construct):
                 "$.promotion",
             )
         )
-        stop_old = guard(
-            self._rekognition(
-                "StopOldVersion",
-                "stopProjectVersion",
-                {"ProjectVersionArn": JsonPath.string_at("$.gate.production.version_arn")},
+        # The promotion stands even if the old version cannot be stopped (e.g. it is already
+        # stopping): a person is told, the training is not reported as failed.
+        stop_old = self._rekognition(
+            "StopOldVersion",
+            "stopProjectVersion",
+            {"ProjectVersionArn": JsonPath.string_at("$.gate.production.version_arn")},
+        )
+        stop_failed_published = guard(
+            self._publish(
+                "PublishOldStopFailed",
+                EVENT_MODEL_STOP_FAILED,
+                {
+                    "version_arn": JsonPath.string_at("$.gate.production.version_arn"),
+                    "error": JsonPath.string_at("$.stop_error.Error"),
+                    "cause": JsonPath.string_at("$.stop_error.Cause"),
+                    "reason": "blue/green promotion done, but the replaced version could not be stopped; "
+                    "stop it by hand if it is still running",
+                },
             )
         )
         stopping_published = guard(
@@ -710,6 +724,8 @@ class Training(Construct):
             )
             .otherwise(retention_promoted)
         )
+        stop_old.add_catch(stop_failed_published, errors=["States.ALL"], result_path="$.stop_error")
+        stop_failed_published.next(retention_promoted)
         start_new.next(starting_published).next(start_init).next(start_wait).next(describe_new).next(
             sfn.Choice(self, "NewVersionRunning?")
             .when(

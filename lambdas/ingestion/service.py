@@ -259,29 +259,33 @@ class Flusher:
         before = self.gateway.wait_until_idle(dataset_arn, deadline)
         after = before
         sent_refs: list[str] = []
-        while batches:
-            lines = newest_lines(batches)
-            for chunk in chunking.pack(lines, self.max_bytes):
-                try:
-                    after = self.gateway.update_entries(dataset_arn, chunking.encode(chunk), deadline)
-                except UpdateFailed as failed:
+        try:
+            while batches:
+                for chunk in chunking.pack(newest_lines(batches), self.max_bytes):
                     result.calls += 1
-                    result.given_up += self._count_failure(project, dataset_type, batches, failed)
+                    after = self.gateway.update_entries(dataset_arn, chunking.encode(chunk), deadline)
+                    result.sent += len(chunk)
+                    sent_refs.extend(line.source_ref for line in chunk)
+                # Every line of these items is now in the dataset: the items can go. Items staged
+                # meanwhile are new items, untouched here, and applied by the next round.
+                self.store.remove(project, dataset_type, batches)
+                if self.clock() >= deadline:
                     result.status = "more"
-                    return
-                result.calls += 1
-                result.sent += len(chunk)
-                sent_refs.extend(line.source_ref for line in chunk)
-            # Every line of these items is now in the dataset: the items can go. Items staged
-            # meanwhile are new items, untouched here, and applied by the next round.
-            self.store.remove(project, dataset_type, batches)
-            if self.clock() >= deadline:
-                result.status = "more"
-                break
-            batches = self.store.batches(project, dataset_type, MAX_LINES_PER_ROUND)
+                    break
+                batches = self.store.batches(project, dataset_type, MAX_LINES_PER_ROUND)
+        except UpdateFailed as failed:
+            result.given_up += self._count_failure(project, dataset_type, batches, failed)
+            result.status = "more"
+        except DatasetBusy:
+            # Busy until the deadline (or our update still running): the round's items stay staged
+            # and are sent again by the next flush (same source-ref = update, never a duplicate).
+            result.status = "busy"
         result.added = _total(after) - _total(before)
         if sent_refs:
-            errors = self.gateway.entries_with_errors(dataset_arn, sent_refs)
+            # A dataset still busy cannot be listed; those lines are sent and checked again later.
+            errors = (
+                self.gateway.entries_with_errors(dataset_arn, sent_refs) if result.status != "busy" else []
+            )
             result.with_errors = len(errors)
             self.publisher.publish(
                 EVENT_ENTRIES_APPLIED,

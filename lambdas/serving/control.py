@@ -73,9 +73,9 @@ def transition_input(
         "max_polls": policy.max_polls(settings.model_poll_seconds),
         "polls": 0,
         "attempt": attempt,
+        # Always present (null: no auto-scaling), so the state machine's choice never reads a missing path.
+        "max_inference_units": settings.max_inference_units,
     }
-    if settings.max_inference_units is not None:
-        payload["max_inference_units"] = settings.max_inference_units
     return payload
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -41,6 +42,11 @@ def test_detector_finds_boxes(rk: Any, s3: Any) -> None:
     description = wait_version(rk, project, "v1", ("TRAINING_IN_PROGRESS",), timeout=300)
     assert description["Status"] == "TRAINING_COMPLETED", description["StatusMessage"]
     assert description["EvaluationResult"]["F1Score"] >= 0.8
+    summary_key = description["EvaluationResult"]["Summary"]["S3Object"]["Name"]
+    aggregated = json.loads(s3.get_object(Bucket=BUCKET, Key=summary_key)["Body"].read())[
+        "AggregatedEvaluationResults"
+    ]
+    assert aggregated["AveragePrecision"] >= 0.8 and "ConfusionMatrix" not in aggregated
     rk.start_project_version(ProjectVersionArn=description["ProjectVersionArn"], MinInferenceUnits=1)
     wait_version(rk, project, "v1", ("STARTING",))
     # Then a new scene's squares are found where they are

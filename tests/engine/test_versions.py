@@ -54,6 +54,12 @@ def test_training_from_datasets_reports_evaluation(rk: Any, s3: Any) -> None:
         description["EvaluationResult"]["F1Score"]
     )
     assert {r["Label"] for r in summary["LabelEvaluationResults"]} == {"red", "blue"}
+    assert summary_object["Name"] == "out/EvaluationSummary-colours-v1.json"
+    matrix = {
+        (c["GroundTruthLabel"], c["PredictedLabel"]): c["Value"]
+        for c in summary["AggregatedEvaluationResults"]["ConfusionMatrix"]
+    }
+    assert matrix[("red", "red")] >= 0.6 and matrix[("blue", "blue")] >= 0.6
     for result in summary["LabelEvaluationResults"]:
         assert 0.0 <= result["Metrics"]["Threshold"] <= 1.0
         assert result["NumberOfTestingImages"] == 3

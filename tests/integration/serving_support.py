@@ -511,10 +511,20 @@ def offline_world(
             yield World(stack, engine, versions)
 
 
-def lifecycle_types(stack: OfflineStack, project: str) -> list[str]:
-    """Event types published on the lifecycle topic for a project, in publication order."""
-    events = [json.loads(envelope["Message"]) for envelope in stack.drain(stack.lifecycle_inbox)]
-    return [event["type"] for event in events if event["project"] == project]
+def lifecycle_types(stack: OfflineStack, project: str, expected: int = 0, timeout: float = 30.0) -> list[str]:
+    """Event types published on the lifecycle topic for a project, in publication order.
+
+    Waits (bounded, real time) until at least `expected` arrived: the state machine publishes
+    right after it releases the transition lock.
+    """
+    found: list[str] = []
+    deadline = time.monotonic() + timeout
+    while True:
+        events = [json.loads(envelope["Message"]) for envelope in stack.drain(stack.lifecycle_inbox)]
+        found.extend(event["type"] for event in events if event["project"] == project)
+        if len(found) >= expected or time.monotonic() > deadline:
+            return found
+        time.sleep(0.1)
 
 
 def detections(stack: OfflineStack) -> list[dict[str, Any]]:

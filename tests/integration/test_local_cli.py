@@ -35,9 +35,9 @@ SPEED = 120.0
 def cli(*args: str) -> tuple[int, Any]:
     """Runs `autopilot <args> --json`; returns the exit code and the parsed output (or the text)."""
     buffer, errors = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(buffer), contextlib.redirect_stderr(errors):
+    with contextlib.redirect_stderr(errors):
         try:
-            code = main([*args, "--json"])
+            code = main([*args, "--json"], out=buffer)
         except SystemExit as exit_:
             code = int(exit_.code or 0)
     text = buffer.getvalue()

@@ -26,6 +26,7 @@ from lambdas.common.constants import (
     DETAIL_TYPE_TRAIN_REQUESTED,
     EVENT_MODEL_RUNNING,
     EVENT_MODEL_STARTING,
+    EVENT_MODEL_STOP_FAILED,
     EVENT_MODEL_STOPPING,
     EVENT_SOURCE,
     EVENT_TRAINING_COMPLETED,
@@ -499,4 +500,15 @@ def test_a_new_version_that_fails_to_start_leaves_production_serving(harness: Ha
     assert current is not None and current.version_arn == old.version_arn
     assert harness.versions(project_arn)[old.version_name]["Status"] == "RUNNING"
     assert "Promote" not in result.states_entered()
-    harness.rekognition.stop_project_version(ProjectVersionArn=old.version_arn)
+    # And when a later promotion cannot stop the old version, the promotion stands and a person is told
+    harness.engine.faults.fail("StopProjectVersion", count=5, project=project, message="stop refused")
+    retried = _execution(harness, project, force=True)
+    assert retried.succeeded and retried.output["outcome"] == "PROMOTED", (retried.error, retried.cause)
+    stop_failed = harness.wait_for_event(project, EVENT_MODEL_STOP_FAILED)
+    assert (
+        stop_failed["detail"]["version_arn"] == old.version_arn
+        and "stop refused" in stop_failed["detail"]["cause"]
+    )
+    harness.engine.faults.clear()
+    for arn in (old.version_arn, retried.output["version_arn"]):
+        harness.rekognition.stop_project_version(ProjectVersionArn=arn)

@@ -56,6 +56,7 @@ class FakeGateway:
     created: bool = False
     fail_updates: int = 0
     busy: bool = False
+    busy_after: int | None = None  # updates that succeed before the dataset stays busy
     payloads: list[bytes] = field(default_factory=list)
     total: int = 0
 
@@ -71,6 +72,8 @@ class FakeGateway:
         return {"Status": "UPDATE_COMPLETE", "DatasetStats": {"TotalEntries": self.total}}
 
     def update_entries(self, arn: str, payload: bytes, deadline: float) -> dict[str, Any]:
+        if self.busy_after is not None and len(self.payloads) >= self.busy_after:
+            raise DatasetBusy("still in use at the deadline")
         self.payloads.append(payload)
         if self.fail_updates:
             self.fail_updates -= 1
@@ -176,3 +179,17 @@ def test_newest_version_of_a_source_ref_wins_whatever_the_arrival_order(order: l
     }
     batches = [StagedBatch(str(i), [versions[name]]) for i, name in enumerate(order)]
     assert [line.text for line in newest_lines(batches)] == ["new"]
+
+
+def test_dataset_busy_mid_round_reports_what_went_in_and_keeps_everything_staged() -> None:
+    # Given two chunks' worth of lines, and a dataset that becomes busy after the first update
+    store, gateway = FakeStore(), FakeGateway(busy_after=1)
+    store.add([(line(i), "t") for i in range(80)])
+    f, publisher = flusher(store, gateway)
+    result = f.flush("digits", "TRAIN", settings=SETTINGS, owner="me", deadline=100)
+    # Then the flush asks to be retried, the applied part is reported, and no line is dropped
+    assert result.status == "busy" and result.needs_retry
+    applied = [e[2] for e in publisher.events if e[0] == EVENT_ENTRIES_APPLIED]
+    assert applied[0]["entries_sent"] == len(gateway.payloads[0].split(b"\n"))
+    assert applied[0]["entries_with_errors"] == 0
+    assert len(newest_lines(list(store.items.values()))) == 80

@@ -10,7 +10,7 @@ import pytest
 from moto import mock_aws
 
 from autopilot.engine.testing import running_engine
-from bench.ingestion_burst import OfflineIngestion, png_bytes
+from bench.ingestion_burst import FakeContext, OfflineIngestion, png_bytes
 from lambdas.common import aws, config
 from lambdas.common.constants import (
     ENV_INGESTION_QUEUE_URL,
@@ -194,3 +194,29 @@ def test_invalid_environment_names_the_variable(
     monkeypatch.setenv(ENV_INGESTION_QUEUE_URL, "not-a-url")
     with pytest.raises(ValueError, match=ENV_INGESTION_QUEUE_URL):
         handler.IngestionEnvironment.from_environ()
+
+
+def test_unexpected_error_fails_only_its_record(
+    world: OfflineIngestion, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given S3 fails for one object of the batch (not a user error: SQS must retry it)
+    messages = [world.upload(f"digits/train/4/{name}.png", png_bytes()) for name in ("a", "flaky", "c")]
+    runtime = handler._runtime(handler.IngestionEnvironment.from_environ())  # the one handle() uses
+    original = runtime.source.read_image_info
+
+    def flaky(bucket: str, key: str, version_id: str | None):  # type: ignore[no-untyped-def]
+        if "flaky" in key:
+            raise ConnectionError("S3 timed out")
+        return original(bucket, key, version_id)
+
+    monkeypatch.setattr(runtime.source, "read_image_info", flaky)
+    event = {"Records": [world.sqs_record(m) for m in messages]}
+    # When the batch is handled
+    response = handler.handle(event, FakeContext())
+    # Then only that record is reported failed
+    assert response["batchItemFailures"] == [{"itemIdentifier": event["Records"][1]["messageId"]}]
+    # And once S3 answers again, the retried notification goes in next to its neighbours
+    monkeypatch.setattr(runtime.source, "read_image_info", original)
+    world.drain()  # moto's own notifications of the same uploads stand in for the SQS retry
+    names = sorted(e["source-ref"].rsplit("/", 1)[1] for e in world.dataset_entries("digits", "TRAIN"))
+    assert names == ["a.png", "c.png", "flaky.png"]

@@ -172,7 +172,7 @@ def test_moderation_projects_are_not_served() -> None:
 
 def test_transition_input_without_auto_scaling_and_execution_names() -> None:
     payload = transition_input(TARGET, "STOP", ProjectSettings(model_poll_seconds=60), attempt=0)
-    assert "max_inference_units" not in payload
+    assert payload["max_inference_units"] is None
     assert payload["action"] == "STOP"
     name = execution_name("my.project", "START", NOW)
     assert name.startswith("my-project-start-1795428000-")

@@ -48,3 +48,16 @@ def best_threshold(
 
 def macro_f1(metrics: list[LabelMetrics]) -> float:
     return float(np.mean([m.f1 for m in metrics])) if metrics else 0.0
+
+
+def average_precision(scores: np.ndarray, positives: np.ndarray, total_positives: int) -> tuple[float, float]:
+    """Area under the precision-recall curve (all points, precision made monotone) and the highest recall."""
+    if total_positives == 0 or scores.size == 0:
+        return 0.0, 0.0
+    order = np.argsort(-scores, kind="stable")
+    hits = np.cumsum(positives[order].astype(np.float64))
+    precision = hits / np.arange(1, scores.size + 1)
+    recall = hits / float(total_positives)
+    envelope = np.maximum.accumulate(precision[::-1])[::-1]
+    steps = np.diff(np.concatenate([[0.0], recall]))
+    return float(np.sum(steps * envelope)), float(recall[-1])

@@ -11,7 +11,7 @@ import numpy as np
 from autopilot.engine.images import check_image
 from autopilot.engine.learning.classifier import ImageClassifier
 from autopilot.engine.learning.detector import Detection, WindowDetector, iou
-from autopilot.engine.learning.evaluation import LabelMetrics, best_threshold, macro_f1
+from autopilot.engine.learning.evaluation import LabelMetrics, average_precision, best_threshold, macro_f1
 from autopilot.engine.learning.features import describe
 from autopilot.engine.manifests import Entry, split_s3_uri
 
@@ -60,6 +60,11 @@ class TrainingReport:
     training_images: int
     testing_images: int
     skipped: dict[str, str] = field(default_factory=dict)  # source-ref -> reason
+    # Classification: rows of the confusion matrix (share of each true label's images per top label).
+    confusion: list[dict[str, object]] = field(default_factory=list)
+    # Detection: mean average precision and mean average recall over labels (IoU 0.5).
+    average_precision: float | None = None
+    average_recall: float | None = None
 
 
 Fetch = Callable[[str, str], bytes]
@@ -166,7 +171,19 @@ def _train_classifier(
     model = TrainedModel(
         CLASSIFICATION, labels, {m.label: m.threshold for m in metrics}, classifier=classifier
     )
-    return TrainingReport(model, macro_f1(evaluated), metrics, len(train_images), len(test_images), skipped)
+    report = TrainingReport(model, macro_f1(evaluated), metrics, len(train_images), len(test_images), skipped)
+    top = proba.argmax(axis=1)
+    for column, label in enumerate(labels):
+        rows = y_test[:, column] > 0
+        if not rows.any():
+            continue
+        counts = np.bincount(top[rows], minlength=len(labels)) / float(rows.sum())
+        report.confusion.extend(
+            {"GroundTruthLabel": label, "PredictedLabel": labels[predicted], "Value": round(float(share), 6)}
+            for predicted, share in enumerate(counts)
+            if share > 0
+        )
+    return report
 
 
 def _train_detector(
@@ -209,4 +226,16 @@ def _train_detector(
         metrics.append(LabelMetrics(label, threshold, precision, recall, f1, per_label_images[label]))
     evaluated = [m for m in metrics if m.test_images > 0]
     model = TrainedModel(DETECTION, labels, {m.label: m.threshold for m in metrics}, detector=detector)
-    return TrainingReport(model, macro_f1(evaluated), metrics, len(train_images), len(test_images), skipped)
+    report = TrainingReport(model, macro_f1(evaluated), metrics, len(train_images), len(test_images), skipped)
+    curves = [
+        average_precision(
+            np.array(per_label_scores[m.label]),
+            np.array(per_label_hits[m.label], dtype=bool),
+            per_label_truth[m.label],
+        )
+        for m in evaluated
+    ]
+    if curves:
+        report.average_precision = float(np.mean([ap for ap, _ in curves]))
+        report.average_recall = float(np.mean([ar for _, ar in curves]))
+    return report

@@ -1,0 +1,59 @@
+"""`autopilot local serve`: servers on 127.0.0.1 and an env file any AWS client can use."""
+
+from __future__ import annotations
+
+import io
+import threading
+import time
+from pathlib import Path
+
+import boto3
+import pytest
+
+from autopilot.cli import main
+from autopilot.local.serve import ServeOptions, serve
+from autopilot.ops.context import load_env_file
+
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("local-stack")]
+
+
+def test_serve_writes_an_env_file_that_clients_and_the_cli_use(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given the local stack served in the background
+    stop = threading.Event()
+    out = io.StringIO()
+    thread = threading.Thread(
+        target=serve, args=(ServeOptions(state_dir=tmp_path, duration_s=120), out, stop), daemon=True
+    )
+    thread.start()
+    env_file = tmp_path / "local.env"
+    deadline = time.monotonic() + 120
+    while not (env_file.exists() and "local stack up" in out.getvalue()) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    try:
+        assert env_file.exists(), out.getvalue()
+        # When a client sources it (endpoints, credentials, names) and uploads through the endpoint
+        for key in (
+            "AWS_ENDPOINT_URL",
+            "AWS_ENDPOINT_URL_REKOGNITION",
+            "AUTOPILOT_STACK_FILE",
+            "AUTOPILOT_BUCKET",
+        ):
+            monkeypatch.delenv(key, raising=False)
+        values = load_env_file(env_file)
+        for key, value in values.items():
+            monkeypatch.setenv(key, value)
+        assert values["AWS_ENDPOINT_URL"].startswith("http://127.0.0.1:")
+        s3 = boto3.client("s3", endpoint_url=values["AWS_ENDPOINT_URL"])
+        s3.put_object(Bucket=values["AUTOPILOT_BUCKET"], Key="notes/readme.txt", Body=b"hello")
+        listed = s3.list_objects_v2(Bucket=values["AUTOPILOT_BUCKET"], Prefix="notes/")
+        # Then the object is in the stack's bucket, and the CLI reads the stack through the same file
+        assert [item["Key"] for item in listed.get("Contents", [])] == ["notes/readme.txt"]
+        cli_out = io.StringIO()
+        code = main(["status", "--env-file", str(env_file), "--json", "--project", "digits"], out=cli_out)
+        assert code == 0 and '"project": "digits"' in cli_out.getvalue()
+    finally:
+        stop.set()
+        thread.join(timeout=60)
+    assert "local stack stopped" in out.getvalue()

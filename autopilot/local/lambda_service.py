@@ -273,8 +273,8 @@ class LocalLambdaService:
     def url(self) -> str:
         if self._server is None:
             raise RuntimeError("the Lambda service is not started")
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        port = self._server.server_address[1]
+        return f"http://{self.host}:{port}"
 
     def start(self, port: int = 0) -> str:
         if self._server is not None:

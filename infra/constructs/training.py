@@ -173,7 +173,7 @@ class Training(Construct):
         self.on_demand_rule = events.Rule(
             self,
             "OnDemand",
-            description="On-demand training requests (autopilot train <project>)",
+            description="On-demand training requests (detail-type Autopilot Training Requested)",
             event_pattern=events.EventPattern(
                 source=[EVENT_SOURCE], detail_type=[DETAIL_TYPE_TRAIN_REQUESTED]
             ),

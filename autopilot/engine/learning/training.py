@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -14,6 +16,8 @@ from autopilot.engine.learning.detector import Detection, WindowDetector, iou
 from autopilot.engine.learning.evaluation import LabelMetrics, average_precision, best_threshold, macro_f1
 from autopilot.engine.learning.features import describe
 from autopilot.engine.manifests import Entry, split_s3_uri
+
+LOG = logging.getLogger("autopilot.engine.training")
 
 CLASSIFICATION = "classification"
 DETECTION = "detection"
@@ -121,8 +125,16 @@ def train(
             f"training has {labels}, test has {sorted(test_labels)}."
         )
     skipped: dict[str, str] = {}
+    started = time.monotonic()
     train_images = _load(train_labeled, fetch, skipped)
     test_images = _load(test_labeled, fetch, skipped)
+    LOG.info(
+        "read %d training and %d test images (%d skipped) in %.1f s",
+        len(train_images),
+        len(test_images),
+        len(skipped),
+        time.monotonic() - started,
+    )
     if not train_images:
         raise TrainingFailure(
             "None of the training images could be used: " + "; ".join(list(skipped.values())[:3])

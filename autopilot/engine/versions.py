@@ -336,8 +336,11 @@ def describe(version: Version) -> dict[str, Any]:
         out["TrainingEndTimestamp"] = version.training_end
     if completed and version.billable_seconds is not None:
         out["BillableTrainingTimeInSeconds"] = version.billable_seconds
-    training_result: dict[str, Any] = {"Input": version.training_data or {"Assets": []}}
-    testing_result: dict[str, Any] = {"Input": version.testing_data or {"Assets": []}}
+    # Trained from datasets: the input is the snapshot of the datasets the training used.
+    snapshot_train = version.training_output if completed else None
+    snapshot_test = version.testing_output if completed else None
+    training_result: dict[str, Any] = {"Input": version.training_data or snapshot_train or {"Assets": []}}
+    testing_result: dict[str, Any] = {"Input": version.testing_data or snapshot_test or {"Assets": []}}
     if completed:
         if version.training_output:
             training_result["Output"] = version.training_output

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import boto3
+from botocore.exceptions import ClientError
 
 from autopilot.local.runtime import LocalRuntime, TimelineEntry, running_stack
 from autopilot.local.sample_data import DemoSplit, demo_split
@@ -253,6 +254,12 @@ class Demo:
                 engine = _engine(options)
                 url = engine.start()
                 stack.callback(engine.stop, wait_for_training=10.0)
+                try:
+                    return _start_stack(url)
+                except (KeyError, ValueError, RuntimeError, ClientError) as error:  # cannot run this template
+                    raise PhaseFailedError(f"the stack could not be provisioned locally: {error}") from error
+
+            def _start_stack(url: str) -> str:
                 self.runtime = stack.enter_context(
                     running_stack(
                         template,

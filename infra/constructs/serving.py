@@ -236,12 +236,35 @@ def model_control_definition() -> dict[str, Any]:
             "Type": "Task",
             "Resource": _sdk("describeProjectVersions"),
             "Parameters": {"ProjectArn.$": "$.project_arn", "VersionNames.$": "States.Array($.version_name)"},
-            # Select the element, then branch on .Status (a path ending in [0].Status is not
-            # reliably unwrapped by every interpreter).
-            "ResultSelector": {"version.$": "$.ProjectVersionDescriptions[0]"},
-            "ResultPath": "$.describe",
+            "ResultSelector": {
+                "versions.$": "$.ProjectVersionDescriptions",
+                "count.$": "States.ArrayLength($.ProjectVersionDescriptions)",
+            },
+            "ResultPath": "$.described",
             "Retry": _retry(),
             "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "TimedOut"}],
+            "Next": "VersionFound",
+        },
+        "VersionFound": {
+            "Type": "Choice",
+            "Choices": [{"Variable": "$.described.count", "NumericEquals": 0, "Next": "VersionMissing"}],
+            "Default": "PickVersion",
+        },
+        "VersionMissing": {
+            "Type": "Pass",
+            "Parameters": {
+                "Error": "VersionNotFound",
+                "Cause": "DescribeProjectVersions did not list the version",
+            },
+            "ResultPath": "$.error",
+            "Next": "TimedOut",
+        },
+        # Select the element, then branch on .Status (a path ending in [0].Status is not reliably
+        # unwrapped by every interpreter).
+        "PickVersion": {
+            "Type": "Pass",
+            "Parameters": {"version.$": "$.described.versions[0]"},
+            "ResultPath": "$.describe",
             "Next": "Evaluate",
         },
         "Evaluate": {

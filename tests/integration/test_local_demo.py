@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -48,28 +49,31 @@ def test_demo_runs_every_phase_and_reports_its_figures(tmp_path: Path) -> None:
 def test_demo_reports_a_missing_part_instead_of_faking_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Given a stack whose synthesized template has no data bucket
+    # Given a stack whose queues trigger no function (the event source mappings are missing)
     import autopilot.local.demo as demo
 
     real_synth = demo.synth_template
 
-    def without_buckets(*args: object, **kwargs: object) -> dict:
-        template = real_synth(*args, **kwargs)  # type: ignore[arg-type]
-        template["Resources"] = {
-            lid: res for lid, res in template["Resources"].items() if res["Type"] != "AWS::S3::Bucket"
-        }
+    def without_triggers(*args: Any, **kwargs: Any) -> dict[str, Any]:
+        template = real_synth(*args, **kwargs)
         template["Resources"] = {
             lid: res
             for lid, res in template["Resources"].items()
-            if "StorageData" not in str(res.get("Properties", {}))
+            if res["Type"] != "AWS::Lambda::EventSourceMapping"
         }
         return template
 
-    monkeypatch.setattr(demo, "synth_template", without_buckets)
+    monkeypatch.setattr(demo, "synth_template", without_triggers)
     # When the demo runs
-    report = run_demo(DemoOptions(state_dir=tmp_path, phase_timeout_s=5), quiet=True)
-    # Then it fails at the upload with a message, and skips the rest
+    report = run_demo(
+        DemoOptions(
+            train_per_label=2, test_per_label=1, held_out_per_label=1, state_dir=tmp_path, phase_timeout_s=5
+        ),
+        quiet=True,
+    )
+    # Then ingestion fails with a message saying what it waited for, and the rest is skipped
     assert not report.ok
     failed = [p for p in report.phases if p.status == "failed"]
-    assert len(failed) == 1 and "data bucket" in failed[0].detail
+    assert len(failed) == 1 and failed[0].name.startswith("ingestion")
+    assert "labeled dataset entries" in failed[0].detail
     assert all(p.status == "skipped" for p in report.phases[report.phases.index(failed[0]) + 1 :])

@@ -3,9 +3,12 @@ FAILED starts retried within the bound, manual overrides, lifecycle events."""
 
 from __future__ import annotations
 
+import json
+import time
 from collections import Counter
 from typing import Any
 
+import boto3
 import pytest
 
 from lambdas.common.settings import ServingWindow
@@ -98,3 +101,42 @@ def test_failed_start_recovers_on_retry_and_stop_override_wins(monkeypatch: Any)
 def _project_arn(world: Any) -> str:
     projects = world.engine.client().describe_projects(ProjectNames=["digits"])["ProjectDescriptions"]
     return str(projects[0]["ProjectArn"])
+
+
+@pytest.mark.slow
+def test_state_machine_reports_a_version_that_disappeared(monkeypatch: Any) -> None:
+    with offline_world(monkeypatch, fast_settings(), {}) as world:
+        stack = world.stack
+        project_arn = world.engine.client().create_project(ProjectName="digits")["ProjectArn"]
+        sfn = boto3.client("stepfunctions", region_name="us-east-1")
+        # Given a stop of a version the project does not (or no longer) list
+        execution = sfn.start_execution(
+            stateMachineArn=stack.state_machine_arn,
+            input=json.dumps(
+                {
+                    "project": "digits",
+                    "action": "STOP",
+                    "project_arn": project_arn,
+                    "version_arn": f"{project_arn.rsplit('/', 1)[0]}/version/gone/1",
+                    "version_name": "gone",
+                    "min_inference_units": 1,
+                    "max_inference_units": None,
+                    "poll_seconds": 1,
+                    "max_polls": 3,
+                    "attempt": 0,
+                }
+            ),
+        )["executionArn"]
+        # Then the execution ends failed (no endless polling) and the failure is published
+        deadline = time.monotonic() + 30
+        while sfn.describe_execution(executionArn=execution)["status"] == "RUNNING":
+            assert time.monotonic() < deadline, "execution still running"
+            time.sleep(0.1)
+        assert sfn.describe_execution(executionArn=execution)["status"] == "FAILED"
+        [envelope] = stack.drain(stack.lifecycle_inbox)
+        event = json.loads(envelope["Message"])
+        assert event["type"] == "model.stop_failed"
+        assert event["detail"]["error"]["Error"] in (
+            "VersionNotFound",
+            "rekognition.ResourceNotFoundException",
+        )

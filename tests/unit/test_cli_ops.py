@@ -1,0 +1,146 @@
+"""The operator CLI without AWS: parsing, help, filters, env files, resource lookup, formatting."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import pytest
+
+from autopilot.cli import build_parser, main
+from autopilot.ops.context import EXIT_NOT_FOUND, CommandError, StackResources, load_env_file
+from autopilot.ops.datasets import entry_request
+from autopilot.ops.events import format_event
+
+COMMANDS = [
+    ["status"],
+    ["entries"],
+    ["labels"],
+    ["train"],
+    ["start"],
+    ["stop"],
+    ["auto"],
+    ["promote"],
+    ["rollback"],
+    ["detect"],
+    ["tail"],
+    ["local"],
+    ["local", "run"],
+    ["local", "serve"],
+]
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=" ".join)
+def test_every_command_has_help(command: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main([*command, "--help"])
+    assert exited.value.code == 0
+    assert "usage: autopilot" in capsys.readouterr().out
+
+
+def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    for argv in (
+        ["entries"],
+        ["entries", "p", "--max-results", "0"],
+        ["entries", "p", "--labeled", "--unlabeled"],
+    ):
+        with pytest.raises(SystemExit) as exited:
+            main(argv)
+        assert exited.value.code == 2
+    assert "1-100" in capsys.readouterr().err
+
+
+def test_entries_options_map_to_list_dataset_entries_filters() -> None:
+    # Given every filter on the command line
+    args = build_parser().parse_args(
+        [
+            "entries",
+            "digits",
+            "--label",
+            "cat",
+            "--label",
+            "dog",
+            "--unlabeled",
+            "--source-ref-contains",
+            "/train/",
+            "--has-errors",
+            "--max-results",
+            "7",
+            "--next-token",
+            "abc",
+        ]
+    )
+    # When the request is built
+    request = entry_request(args, "arn:dataset")
+    # Then it carries exactly the API's parameters
+    assert request == {
+        "DatasetArn": "arn:dataset",
+        "MaxResults": 7,
+        "ContainsLabels": ["cat", "dog"],
+        "Labeled": False,
+        "SourceRefContains": "/train/",
+        "HasErrors": True,
+        "NextToken": "abc",
+    }
+    # And without filters only the page size is sent
+    bare = build_parser().parse_args(["entries", "digits"])
+    assert entry_request(bare, "arn:dataset") == {"DatasetArn": "arn:dataset", "MaxResults": 100}
+
+
+def test_env_file_is_parsed_without_shell(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    env = tmp_path / "local.env"
+    env.write_text("# comment\nexport AUTOPILOT_X='a b'\nAUTOPILOT_Y=2\n\nnot a line\n", encoding="utf-8")
+    monkeypatch.delenv("AUTOPILOT_X", raising=False)
+    monkeypatch.delenv("AUTOPILOT_Y", raising=False)
+    values = load_env_file(env)
+    assert values == {"AUTOPILOT_X": "a b", "AUTOPILOT_Y": "2"}
+    with pytest.raises(CommandError) as missing:
+        load_env_file(tmp_path / "absent.env")
+    assert missing.value.code == EXIT_NOT_FOUND and "autopilot local serve" in str(missing.value)
+
+
+def test_missing_env_file_is_exit_code_3(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["status", "--env-file", str(tmp_path / "nope.env")]) == 3
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_stack_resources_find_by_logical_id_prefix(tmp_path: Path) -> None:
+    stack_file = tmp_path / "stack.json"
+    stack_file.write_text(
+        json.dumps({"resources": {"StorageData6BB23F4E": "bucket", "StorageDataPolicy6B7BFF8E": "policy"}}),
+        encoding="utf-8",
+    )
+    resources = StackResources.from_file(stack_file)
+    assert resources.find("StorageData") == "bucket"
+    assert resources.find("Missing", required=False) is None
+    with pytest.raises(CommandError) as missing:
+        resources.find("Missing")
+    assert missing.value.code == EXIT_NOT_FOUND
+
+
+def test_events_are_formatted_for_people() -> None:
+    lifecycle = {
+        "Message": json.dumps(
+            {"type": "model.running", "project": "digits", "time": "T", "detail": {"status": "RUNNING"}}
+        )
+    }
+    detection = {
+        "Message": json.dumps(
+            {
+                "project": "digits",
+                "status": "CLASSIFIED",
+                "top_label": "seven",
+                "confidence": 99.1,
+                "image": {"key": "digits/inference/a.png"},
+                "detected_at": "T",
+            }
+        )
+    }
+    assert "model.running" in format_event(lifecycle) and "status=RUNNING" in format_event(lifecycle)
+    assert "seven" in format_event(detection) and "digits/inference/a.png" in format_event(detection)
+    assert format_event({"Message": "plain"}) == "plain"
+
+
+def test_parser_is_an_argparse_tree() -> None:
+    assert isinstance(build_parser(), argparse.ArgumentParser)

@@ -291,6 +291,8 @@ class LocalLambdaService:
         return self.url
 
     def stop(self) -> None:
+        if self.capture_output:
+            _StdoutRouter.uninstall()
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
@@ -325,6 +327,12 @@ class _StdoutRouter(io.TextIOBase):
         router = cls(current)
         sys.stdout = router
         return router
+
+    @classmethod
+    def uninstall(cls) -> None:
+        current = sys.stdout
+        if isinstance(current, _StdoutRouter) and not current.routes:
+            sys.stdout = current.original
 
     def _target(self) -> TextIO:
         return self.routes.get(threading.get_ident(), self.original)

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import argparse
 
-from autopilot.ops import datasets, detect, events, models, status
+from autopilot.ops import datasets, detect, models, status, tail
 
 
 def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    for module in (status, datasets, models, detect, events):
+    for module in (status, datasets, models, detect, tail):
         module.register(commands)

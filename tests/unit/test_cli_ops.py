@@ -11,7 +11,7 @@ import pytest
 from autopilot.cli import build_parser, main
 from autopilot.ops.context import EXIT_NOT_FOUND, CommandError, StackResources, load_env_file
 from autopilot.ops.datasets import entry_request
-from autopilot.ops.events import format_event
+from autopilot.ops.tail import format_event
 
 COMMANDS = [
     ["status"],

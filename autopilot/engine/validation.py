@@ -146,7 +146,7 @@ def _walk(shape: Shape, value: Any, path: str, problems: list[str]) -> Any:
 
 
 def _check_length(
-    size: int, meta: dict[str, Any], path: str, value: Any, problems: list[str], what: str
+    size: float, meta: dict[str, Any], path: str, value: Any, problems: list[str], what: str
 ) -> None:
     if "min" in meta and size < meta["min"]:
         problems.append(
@@ -159,11 +159,4 @@ def _check_length(
 
 
 def _check_range(value: float, meta: dict[str, Any], path: str, problems: list[str]) -> None:
-    if "min" in meta and value < meta["min"]:
-        problems.append(
-            _violation(path, value, f"Member must have value greater than or equal to {meta['min']}")
-        )
-    if "max" in meta and value > meta["max"]:
-        problems.append(
-            _violation(path, value, f"Member must have value less than or equal to {meta['max']}")
-        )
+    _check_length(value, meta, path, value, problems, "value")

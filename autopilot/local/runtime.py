@@ -1212,6 +1212,17 @@ def _reset_handler_caches() -> None:
         from aws_lambda_powertools.utilities import parameters
 
         parameters.clear_caches()
+    # Handlers memoize their dependencies (clients, stores, settings) per warm container; a new
+    # local stack is a cold start for all of them.
+    import sys
+
+    for name, module in list(sys.modules.items()):
+        if not name.startswith("lambdas.") or module is None:
+            continue
+        for value in list(vars(module).values()):
+            clear = getattr(value, "cache_clear", None)
+            if callable(clear) and getattr(value, "__module__", None) == name:
+                clear()
 
 
 @contextlib.contextmanager

@@ -161,16 +161,17 @@ class Ingestion(Construct):
             )
         )
         storage.settings_parameter.grant_read(role)
-        # State table: staged lines and dataset leases, only under the configured projects' keys.
+        # State table: staged lines (BatchWriteItem puts and deletes, Query, UpdateItem for attempt
+        # counts) and dataset leases (conditional PutItem / DeleteItem), only under the configured
+        # projects' keys.
         role.add_to_principal_policy(
             iam.PolicyStatement(
                 actions=[
-                    "dynamodb:GetItem",
+                    "dynamodb:BatchWriteItem",
                     "dynamodb:PutItem",
                     "dynamodb:UpdateItem",
                     "dynamodb:DeleteItem",
                     "dynamodb:Query",
-                    "dynamodb:ConditionCheckItem",
                 ],
                 resources=[storage.state_table.table_arn],
                 conditions={

@@ -167,6 +167,11 @@ class Training(Construct):
         )
         storage.state_table.grant_read_write_data(self.execution_end_fn.role)
         self._topic.grant_publish(self.execution_end_fn.role)
+        # The rule's dead-letter queue only takes events EventBridge could not deliver; an invocation
+        # that fails after Lambda's own retries (a lock left held) lands in the same queue.
+        self.execution_end_fn.function.configure_async_invoke(
+            on_failure=destinations.SqsDestination(self.dlq), retry_attempts=2
+        )
 
         self.schedules = self._schedules()
         self._acknowledge_findings()
@@ -842,7 +847,8 @@ class Training(Construct):
             logs=sfn.LogOptions(destination=log_group, level=sfn.LogLevel.ALL, include_execution_data=True),
             comment="Custom Labels Autopilot: split, preflight, train, evaluate, promote, clean up",
         )
-        # Rekognition writes the training output with the caller's permissions.
+        # Rekognition reads the dataset images and writes the training output with the caller's
+        # permissions (plus the bucket policy for its service principal).
         machine.add_to_role_policy(
             iam.PolicyStatement(
                 actions=["s3:PutObject"],
@@ -852,6 +858,22 @@ class Training(Construct):
                 ],
             )
         )
+        machine.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["s3:GetObject", "s3:GetObjectVersion"],
+                resources=[
+                    storage.bucket.arn_for_objects(f"{name}/*") for name in sorted(self._settings.projects)
+                ],
+            )
+        )
+        machine.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["s3:GetBucketLocation", "s3:GetBucketAcl"], resources=[storage.bucket.bucket_arn]
+            )
+        )
+        # The SnsPublish tasks publish to the lifecycle topic, which is encrypted with the stack key:
+        # sns:Publish alone is refused (KMS access denied), so grant the key use as well.
+        self._topic.grant_publish(machine.role)
         return machine
 
     def _schedules(self) -> list[scheduler.Schedule]:
@@ -914,7 +936,7 @@ class Training(Construct):
                 "Action::kms:GenerateDataKey*": key_reason,
                 **project_findings,
             }
-            if function is self.trigger_fn:
+            if function in (self.trigger_fn, self.execution_end_fn):
                 findings["Action::kms:ReEncrypt*"] = (
                     "the on-failure destination queue is encrypted with the stack key; CDK's SQS send "
                     "grant on that one key"
@@ -938,6 +960,14 @@ class Training(Construct):
                 )
                 for name in self._settings.projects
             },
+            **{
+                f"Resource::<{bucket_id}.Arn>/{name}/*": (
+                    "CreateProjectVersion reads the dataset images of this project with the caller's "
+                    "permissions; image keys are chosen by the uploaders below the project prefix"
+                )
+                for name in self._settings.projects
+            },
+            "Action::kms:GenerateDataKey*": key_reason,
             **{
                 f"Resource::<{_logical_id(function)}.Arn>:*": (
                     "LambdaInvoke grants the function and its versions; only the training functions"

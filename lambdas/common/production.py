@@ -125,9 +125,31 @@ def project_key(project: str) -> str:
     return f"{PROJECT_PK_PREFIX}{project}"
 
 
+def state_key(project: str, sort_key: str) -> dict[str, dict[str, str]]:
+    """The key of one item of a project in the state table, in DynamoDB client (attribute value) form."""
+    return {STATE_PK: {"S": project_key(project)}, STATE_SK: {"S": sort_key}}
+
+
 def production_key(project: str) -> dict[str, dict[str, str]]:
-    """The item key in DynamoDB client (attribute value) form."""
-    return {STATE_PK: {"S": project_key(project)}, STATE_SK: {"S": ITEM_PRODUCTION}}
+    return state_key(project, ITEM_PRODUCTION)
+
+
+class StateTableClient:
+    """Base of the classes that read and write items of the state table: the table name and a
+    DynamoDB client created on first use (or injected by tests)."""
+
+    def __init__(self, table_name: str | None = None, client: Any | None = None) -> None:
+        name = table_name or os.environ.get(ENV_STATE_TABLE)
+        if not name:
+            raise RuntimeError(f"environment variable {ENV_STATE_TABLE} is not set (the state table name)")
+        self.table_name = name
+        self._client = client
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            self._client = aws.client("dynamodb")
+        return self._client
 
 
 def get_production(

@@ -241,7 +241,7 @@ class Flusher:
 
     def _flush_locked(self, result: FlushResult, settings: AppSettings, owner: str, deadline: float) -> None:
         project, dataset_type = result.project, result.dataset_type
-        batches = self.store.batches(project, dataset_type, MAX_LINES_PER_ROUND)
+        batches = self._next_round(project, dataset_type)
         if not batches:
             return
         feature = settings.project(project).feature
@@ -272,7 +272,7 @@ class Flusher:
                 if self.clock() >= deadline:
                     result.status = "more"
                     break
-                batches = self.store.batches(project, dataset_type, MAX_LINES_PER_ROUND)
+                batches = self._next_round(project, dataset_type)
         except UpdateFailed as failed:
             result.given_up += self._count_failure(project, dataset_type, batches, failed)
             result.status = "more"
@@ -300,6 +300,13 @@ class Flusher:
                 errors=[{"source-ref": e.source_ref, "errors": e.errors} for e in errors[:REPORTED_ERRORS]],
                 dataset_stats=after.get("DatasetStats", {}),
             )
+
+    def _next_round(self, project: str, dataset_type: str) -> list[StagedBatch]:
+        """The oldest staged items. An item that was part of a failed update goes alone, so that a line
+        the service refuses can only ever cost its own item's lines, never a whole round's."""
+        batches = self.store.batches(project, dataset_type, MAX_LINES_PER_ROUND)
+        suspects = [batch for batch in batches if batch.attempts > 0]
+        return suspects[:1] if suspects else batches
 
     def _count_failure(
         self, project: str, dataset_type: str, batches: list[StagedBatch], failed: UpdateFailed

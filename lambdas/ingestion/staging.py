@@ -23,14 +23,13 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from lambdas.common import aws
 from lambdas.common.constants import (
     ITEM_INGESTION_LEASE_PREFIX,
     ITEM_STAGED_ENTRY_PREFIX,
-    PROJECT_PK_PREFIX,
     STATE_PK,
     STATE_SK,
 )
+from lambdas.common.production import StateTableClient, project_key, state_key
 from lambdas.ingestion.lines import Line
 
 ITEM_MAX_BYTES = 300 * 1024  # DynamoDB items hold 400 KB; keep room for keys and attributes
@@ -42,10 +41,6 @@ class StagedBatch:
     sk: str
     versions: list[tuple[Line, str]]  # (line, seq)
     attempts: int = 0
-
-
-def project_pk(project: str) -> str:
-    return f"{PROJECT_PK_PREFIX}{project}"
 
 
 def staged_prefix(dataset_type: str) -> str:
@@ -86,19 +81,12 @@ def split_versions(
         yield part
 
 
-class StagingStore:
+class StagingStore(StateTableClient):
     def __init__(
         self, table_name: str, client: Any | None = None, clock: Callable[[], float] = time.time
     ) -> None:
-        self._table = table_name
-        self._client = client
+        super().__init__(table_name, client)
         self._clock = clock
-
-    @property
-    def client(self) -> Any:
-        if self._client is None:
-            self._client = aws.client("dynamodb")
-        return self._client
 
     def stage(self, project: str, dataset_type: str, lines: Sequence[Line], seq: str) -> int:
         """Stages the lines of one event; returns how many lines were written."""
@@ -108,8 +96,9 @@ class StagingStore:
         """Stages (line, seq) pairs in as few new items as their size allows."""
         items = [
             {
-                STATE_PK: {"S": project_pk(project)},
-                STATE_SK: {"S": f"{staged_prefix(dataset_type)}{self._clock():017.6f}#{uuid.uuid4().hex}"},
+                **state_key(
+                    project, f"{staged_prefix(dataset_type)}{self._clock():017.6f}#{uuid.uuid4().hex}"
+                ),
                 "lines": {"S": json.dumps(part, separators=(",", ":"), ensure_ascii=False)},
                 "line_count": {"N": str(len(part))},
                 "attempts": {"N": "0"},
@@ -125,11 +114,11 @@ class StagingStore:
         total = 0
         paginator = self.client.get_paginator("query")
         pages = paginator.paginate(
-            TableName=self._table,
+            TableName=self.table_name,
             KeyConditionExpression="#pk = :pk AND begins_with(#sk, :prefix)",
             ExpressionAttributeNames={"#pk": STATE_PK, "#sk": STATE_SK},
             ExpressionAttributeValues={
-                ":pk": {"S": project_pk(project)},
+                ":pk": {"S": project_key(project)},
                 ":prefix": {"S": staged_prefix(dataset_type)},
             },
             ConsistentRead=True,
@@ -144,34 +133,31 @@ class StagingStore:
         return found
 
     def remove(self, project: str, dataset_type: str, batches: Sequence[StagedBatch]) -> None:
-        self._batch_write([{"DeleteRequest": {"Key": self._key(project, batch.sk)}} for batch in batches])
+        self._batch_write([{"DeleteRequest": {"Key": state_key(project, batch.sk)}} for batch in batches])
 
     def count_attempt(self, project: str, batch: StagedBatch) -> None:
         self.client.update_item(
-            TableName=self._table,
-            Key=self._key(project, batch.sk),
+            TableName=self.table_name,
+            Key=state_key(project, batch.sk),
             UpdateExpression="ADD attempts :one",
             ExpressionAttributeValues={":one": {"N": "1"}},
         )
-
-    def _key(self, project: str, sk: str) -> dict[str, Any]:
-        return {STATE_PK: {"S": project_pk(project)}, STATE_SK: {"S": sk}}
 
     def _batch_write(self, requests: list[dict[str, Any]], max_rounds: int = 8) -> None:
         """BatchWriteItem, 25 at a time, resending unprocessed items with bounded backoff."""
         for start in range(0, len(requests), _BATCH_WRITE_MAX):
             pending = requests[start : start + _BATCH_WRITE_MAX]
             for attempt in range(max_rounds):
-                response = self.client.batch_write_item(RequestItems={self._table: pending})
-                pending = response.get("UnprocessedItems", {}).get(self._table, [])
+                response = self.client.batch_write_item(RequestItems={self.table_name: pending})
+                pending = response.get("UnprocessedItems", {}).get(self.table_name, [])
                 if not pending:
                     break
                 time.sleep(min(2.0, 0.05 * 2**attempt))
             if pending:
-                raise RuntimeError(f"DynamoDB left {len(pending)} writes unprocessed in {self._table}")
+                raise RuntimeError(f"DynamoDB left {len(pending)} writes unprocessed in {self.table_name}")
 
 
-class DatasetLease:
+class DatasetLease(StateTableClient):
     """A time-bounded lease per dataset: at most one holder updates a dataset at any time.
 
     A holder that dies loses the lease when it expires, so nothing waits on it forever.
@@ -180,27 +166,17 @@ class DatasetLease:
     def __init__(
         self, table_name: str, client: Any | None = None, clock: Callable[[], float] = time.time
     ) -> None:
-        self._table = table_name
-        self._client = client
+        super().__init__(table_name, client)
         self._clock = clock
 
-    @property
-    def client(self) -> Any:
-        if self._client is None:
-            self._client = aws.client("dynamodb")
-        return self._client
-
     def _key(self, project: str, dataset_type: str) -> dict[str, Any]:
-        return {
-            STATE_PK: {"S": project_pk(project)},
-            STATE_SK: {"S": f"{ITEM_INGESTION_LEASE_PREFIX}{dataset_type}"},
-        }
+        return state_key(project, f"{ITEM_INGESTION_LEASE_PREFIX}{dataset_type}")
 
     def acquire(self, project: str, dataset_type: str, owner: str, seconds: float) -> bool:
         now = self._clock()
         try:
             self.client.put_item(
-                TableName=self._table,
+                TableName=self.table_name,
                 Item={
                     **self._key(project, dataset_type),
                     "owner": {"S": owner},
@@ -219,7 +195,7 @@ class DatasetLease:
     def release(self, project: str, dataset_type: str, owner: str) -> None:
         try:
             self.client.delete_item(
-                TableName=self._table,
+                TableName=self.table_name,
                 Key=self._key(project, dataset_type),
                 ConditionExpression="#owner = :owner",
                 ExpressionAttributeNames={"#owner": "owner"},

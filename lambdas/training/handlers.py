@@ -16,18 +16,19 @@ from __future__ import annotations
 import json
 import os
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Self
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import ClientError
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from lambdas.common.config import load_settings
 from lambdas.common.constants import (
     DETAIL_TYPE_TRAIN_REQUESTED,
     ENV_LIFECYCLE_TOPIC,
+    ENV_SETTINGS_PARAMETER,
     ENV_STATE_TABLE,
     ENV_TRAINING_STATE_MACHINE,
     EVENT_TRAINING_COMPLETED,
@@ -49,19 +50,32 @@ from lambdas.training.trigger import ExecutionStarter, TriggerRequest, request_t
 logger = Logger()
 
 
-def _env(name: str) -> str:
-    value = os.environ.get(name)
-    if not value:
-        raise RuntimeError(f"environment variable {name} is not set")
-    return value
+class TrainingEnvironment(BaseModel):
+    """Environment of every training function; a missing or malformed variable is named at once."""
+
+    model_config = ConfigDict(frozen=True, populate_by_name=True)
+
+    state_table: str = Field(alias=ENV_STATE_TABLE, min_length=3)
+    lifecycle_topic_arn: str = Field(alias=ENV_LIFECYCLE_TOPIC, pattern=r"^arn:")
+
+    @classmethod
+    def from_environ(cls) -> Self:
+        return cls.model_validate(dict(os.environ))
 
 
-def _publisher() -> LifecyclePublisher:
-    return LifecyclePublisher(_env(ENV_LIFECYCLE_TOPIC))
+class TriggerEnvironment(TrainingEnvironment):
+    """The trigger also reads the settings and starts the state machine."""
+
+    settings_parameter: str = Field(alias=ENV_SETTINGS_PARAMETER, min_length=1)
+    state_machine_arn: str = Field(alias=ENV_TRAINING_STATE_MACHINE, pattern=r"^arn:")
 
 
-def _store() -> TrainingStateStore:
-    return TrainingStateStore(_env(ENV_STATE_TABLE))
+def _publisher(env: TrainingEnvironment | None = None) -> LifecyclePublisher:
+    return LifecyclePublisher((env or TrainingEnvironment.from_environ()).lifecycle_topic_arn)
+
+
+def _store(env: TrainingEnvironment | None = None) -> TrainingStateStore:
+    return TrainingStateStore((env or TrainingEnvironment.from_environ()).state_table)
 
 
 def _now() -> datetime:
@@ -100,15 +114,16 @@ def parse_trigger_event(event: dict[str, Any]) -> TriggerRequest:
 
 @logger.inject_lambda_context(log_event=True)
 def trigger(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    env = TriggerEnvironment.from_environ()
     request = parse_trigger_event(event)
-    publisher = _publisher()
+    publisher = _publisher(env)
     try:
         result = request_training(
             request,
-            settings=load_settings(),
+            settings=load_settings(env.settings_parameter),
             rekognition=TrainingRekognition(),
-            store=_store(),
-            starter=ExecutionStarter(_env(ENV_TRAINING_STATE_MACHINE)),
+            store=_store(env),
+            starter=ExecutionStarter(env.state_machine_arn),
             publisher=publisher,
         )
     except UnknownProjectError as error:
@@ -143,7 +158,8 @@ def preflight(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
 def gate(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     project, settings = event["project"], event["settings"]
     version = version_info(event["version"])
-    store, rekognition, publisher = _store(), TrainingRekognition(), _publisher()
+    env = TrainingEnvironment.from_environ()
+    store, rekognition, publisher = _store(env), TrainingRekognition(), _publisher(env)
     publisher.publish(
         EVENT_TRAINING_COMPLETED,
         project,
@@ -218,7 +234,8 @@ def promote(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
 @logger.inject_lambda_context
 def retention_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     project = event["project"]
-    rekognition, store, publisher = TrainingRekognition(), _store(), _publisher()
+    env = TrainingEnvironment.from_environ()
+    rekognition, store, publisher = TrainingRekognition(), _store(env), _publisher(env)
     production = store.get_production(project)
     plan = retention.plan(
         rekognition.list_versions(event["project_arn"]),

@@ -5,6 +5,7 @@ Every List/Describe call pages with MaxResults 100 and follows NextToken up to a
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -138,40 +139,38 @@ class TrainingRekognition:
         )
 
     def list_labels(self, dataset_arn: str) -> list[LabelStats]:
-        labels: list[LabelStats] = []
-        token: str | None = None
-        for _ in range(MAX_PAGES):
-            kwargs: dict[str, Any] = {"DatasetArn": dataset_arn, "MaxResults": REKOGNITION_MAX_RESULTS}
-            if token:
-                kwargs["NextToken"] = token
-            response = self.client.list_dataset_labels(**kwargs)
-            for label in response.get("DatasetLabelDescriptions", []):
-                stats = label.get("LabelStats") or {}
-                labels.append(
-                    LabelStats(
-                        name=label["LabelName"],
-                        entries=int(stats.get("EntryCount") or 0),
-                        bounding_boxes=int(stats.get("BoundingBoxCount") or 0),
-                    )
-                )
-            token = response.get("NextToken")
-            if not token:
-                break
-        return labels
+        return [
+            LabelStats(
+                name=label["LabelName"],
+                entries=int((label.get("LabelStats") or {}).get("EntryCount") or 0),
+                bounding_boxes=int((label.get("LabelStats") or {}).get("BoundingBoxCount") or 0),
+            )
+            for label in self._all_pages(
+                self.client.list_dataset_labels, "DatasetLabelDescriptions", DatasetArn=dataset_arn
+            )
+        ]
 
     def list_versions(self, project_arn: str) -> list[VersionInfo]:
-        versions: list[VersionInfo] = []
-        token: str | None = None
+        return [
+            version_info(raw)
+            for raw in self._all_pages(
+                self.client.describe_project_versions, "ProjectVersionDescriptions", ProjectArn=project_arn
+            )
+        ]
+
+    @staticmethod
+    def _all_pages(
+        call: Callable[..., dict[str, Any]], key: str, **arguments: Any
+    ) -> Iterator[dict[str, Any]]:
+        """The items under `key` of every page (MaxResults 100, NextToken followed, MAX_PAGES at most)."""
+        arguments["MaxResults"] = REKOGNITION_MAX_RESULTS
         for _ in range(MAX_PAGES):
-            kwargs: dict[str, Any] = {"ProjectArn": project_arn, "MaxResults": REKOGNITION_MAX_RESULTS}
-            if token:
-                kwargs["NextToken"] = token
-            response = self.client.describe_project_versions(**kwargs)
-            versions.extend(version_info(raw) for raw in response.get("ProjectVersionDescriptions", []))
+            response = call(**arguments)
+            yield from response.get(key, [])
             token = response.get("NextToken")
             if not token:
-                break
-        return versions
+                return
+            arguments["NextToken"] = token
 
     def describe_version(self, project_arn: str, version_name: str) -> VersionInfo | None:
         response = self.client.describe_project_versions(ProjectArn=project_arn, VersionNames=[version_name])

@@ -18,7 +18,6 @@ The lock is a conditional write: taken only when absent or expired, released onl
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -26,9 +25,14 @@ from typing import Any
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
-from lambdas.common import aws
-from lambdas.common.constants import ENV_STATE_TABLE, ITEM_TRAINING, STATE_PK, STATE_SK
-from lambdas.common.production import DatasetSnapshot, ProductionRecord, get_production, project_key
+from lambdas.common.constants import ITEM_TRAINING
+from lambdas.common.production import (
+    DatasetSnapshot,
+    ProductionRecord,
+    StateTableClient,
+    get_production,
+    state_key,
+)
 
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
@@ -56,10 +60,6 @@ class TrainingRecord:
         return bool(self.lock_token) and (self.lock_expires_at or 0) > now_epoch
 
 
-def _key(project: str, kind: str) -> dict[str, dict[str, str]]:
-    return {STATE_PK: {"S": project_key(project)}, STATE_SK: {"S": kind}}
-
-
 def _values(values: dict[str, Any]) -> dict[str, Any]:
     return {name: _serializer.serialize(value) for name, value in values.items()}
 
@@ -68,24 +68,11 @@ def _is_conditional_failure(error: ClientError) -> bool:
     return error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
 
 
-class TrainingStateStore:
-    def __init__(self, table_name: str | None = None, client: Any | None = None) -> None:
-        name = table_name or os.environ.get(ENV_STATE_TABLE)
-        if not name:
-            raise RuntimeError(f"environment variable {ENV_STATE_TABLE} is not set (the state table name)")
-        self.table_name = name
-        self._client = client
-
-    @property
-    def client(self) -> Any:
-        if self._client is None:
-            self._client = aws.client("dynamodb")
-        return self._client
-
+class TrainingStateStore(StateTableClient):
     # --- training item -------------------------------------------------------------------------
     def get_training(self, project: str) -> TrainingRecord:
         response = self.client.get_item(
-            TableName=self.table_name, Key=_key(project, ITEM_TRAINING), ConsistentRead=True
+            TableName=self.table_name, Key=state_key(project, ITEM_TRAINING), ConsistentRead=True
         )
         raw = {k: _deserializer.deserialize(v) for k, v in (response.get("Item") or {}).items()}
         counts = raw.get("last_counts")
@@ -107,30 +94,19 @@ class TrainingStateStore:
     ) -> bool:
         """True when this caller now holds the project's training lock; False when another does."""
         epoch = int(now.timestamp())
-        try:
-            self.client.update_item(
-                TableName=self.table_name,
-                Key=_key(project, ITEM_TRAINING),
-                UpdateExpression=(
-                    "SET lock_token = :token, lock_expires_at = :expires, locked_at = :now_iso, "
-                    "version_name = :version REMOVE execution_arn"
-                ),
-                ConditionExpression="attribute_not_exists(lock_token) OR lock_expires_at < :now",
-                ExpressionAttributeValues=_values(
-                    {
-                        ":token": token,
-                        ":expires": epoch + ttl_seconds,
-                        ":now_iso": now.isoformat(),
-                        ":version": version_name,
-                        ":now": epoch,
-                    }
-                ),
-            )
-        except ClientError as error:
-            if _is_conditional_failure(error):
-                return False
-            raise
-        return True
+        return self._update_training_if(
+            project,
+            "SET lock_token = :token, lock_expires_at = :expires, locked_at = :now_iso, "
+            "version_name = :version REMOVE execution_arn",
+            condition="attribute_not_exists(lock_token) OR lock_expires_at < :now",
+            values={
+                ":token": token,
+                ":expires": epoch + ttl_seconds,
+                ":now_iso": now.isoformat(),
+                ":version": version_name,
+                ":now": epoch,
+            },
+        )
 
     def confirm_start(
         self, project: str, *, token: str, execution_arn: str, counts: DatasetSnapshot, now: datetime
@@ -138,7 +114,7 @@ class TrainingStateStore:
         """Records the started execution and the dataset counts it trains on (new-entry baseline)."""
         self.client.update_item(
             TableName=self.table_name,
-            Key=_key(project, ITEM_TRAINING),
+            Key=state_key(project, ITEM_TRAINING),
             UpdateExpression=("SET execution_arn = :arn, last_counts = :counts, last_started_at = :now_iso"),
             ConditionExpression="lock_token = :token",
             ExpressionAttributeValues=_values(
@@ -153,23 +129,30 @@ class TrainingStateStore:
 
     def release_lock(self, project: str, *, token: str, outcome: str, reason: str, now: datetime) -> bool:
         """Releases the lock if `token` still holds it; False when it was already released or taken over."""
+        return self._update_training_if(
+            project,
+            "SET last_outcome = :outcome, last_reason = :reason, last_finished_at = :now_iso "
+            "REMOVE lock_token, lock_expires_at, locked_at",
+            condition="lock_token = :token",
+            values={
+                ":outcome": outcome,
+                ":reason": reason[:1000],
+                ":now_iso": now.isoformat(),
+                ":token": token,
+            },
+        )
+
+    def _update_training_if(
+        self, project: str, update: str, *, condition: str, values: dict[str, Any]
+    ) -> bool:
+        """One conditional update of the training item; False when the condition does not hold."""
         try:
             self.client.update_item(
                 TableName=self.table_name,
-                Key=_key(project, ITEM_TRAINING),
-                UpdateExpression=(
-                    "SET last_outcome = :outcome, last_reason = :reason, last_finished_at = :now_iso "
-                    "REMOVE lock_token, lock_expires_at, locked_at"
-                ),
-                ConditionExpression="lock_token = :token",
-                ExpressionAttributeValues=_values(
-                    {
-                        ":outcome": outcome,
-                        ":reason": reason[:1000],
-                        ":now_iso": now.isoformat(),
-                        ":token": token,
-                    }
-                ),
+                Key=state_key(project, ITEM_TRAINING),
+                UpdateExpression=update,
+                ConditionExpression=condition,
+                ExpressionAttributeValues=_values(values),
             )
         except ClientError as error:
             if _is_conditional_failure(error):

@@ -289,21 +289,25 @@ def test_delete_dataset(rk: Any, s3: Any) -> None:
     assert rk.describe_projects(ProjectNames=["ds"])["ProjectDescriptions"][0]["Datasets"] == []
 
 
+def create_from_manifest(rk: Any, project_name: str, manifest_key: str) -> tuple[str, dict[str, Any]]:
+    """A new project's TRAIN dataset created from a manifest in BUCKET: its ARN and its description
+    once settled."""
+    project = rk.create_project(ProjectName=project_name)["ProjectArn"]
+    arn = rk.create_dataset(
+        ProjectArn=project,
+        DatasetType="TRAIN",
+        DatasetSource={"GroundTruthManifest": {"S3Object": {"Bucket": BUCKET, "Name": manifest_key}}},
+    )["DatasetArn"]
+    return arn, dict(wait_dataset(rk, arn))
+
+
 def test_create_dataset_from_manifest(rk: Any, s3: Any) -> None:
     # Given a manifest in S3 with 9 valid lines and 1 invalid line (10% < 20%)
     lines = [*upload_colour_set(s3, "manifest", 3, ("red", "blue", "green")), "not json"]
     s3.put_object(Bucket=BUCKET, Key="manifests/train.manifest", Body="\n".join(lines).encode())
-    project = rk.create_project(ProjectName="frommanifest")["ProjectArn"]
     # When
-    arn = rk.create_dataset(
-        ProjectArn=project,
-        DatasetType="TRAIN",
-        DatasetSource={
-            "GroundTruthManifest": {"S3Object": {"Bucket": BUCKET, "Name": "manifests/train.manifest"}}
-        },
-    )["DatasetArn"]
+    _, description = create_from_manifest(rk, "frommanifest", "manifests/train.manifest")
     # Then
-    description = wait_dataset(rk, arn)
     assert description["Status"] == "CREATE_COMPLETE"
     assert description["DatasetStats"]["TotalEntries"] == 9
     assert description["DatasetStats"]["TotalLabels"] == 3
@@ -316,15 +320,7 @@ def test_create_dataset_from_mostly_invalid_manifest_fails(rk: Any, s3: Any) -> 
         Key="manifests/bad.manifest",
         Body=b"{}\nnope\n" + classification_line("s3://x/y.png", "a").encode(),
     )
-    project = rk.create_project(ProjectName="badmanifest")["ProjectArn"]
-    arn = rk.create_dataset(
-        ProjectArn=project,
-        DatasetType="TRAIN",
-        DatasetSource={
-            "GroundTruthManifest": {"S3Object": {"Bucket": BUCKET, "Name": "manifests/bad.manifest"}}
-        },
-    )["DatasetArn"]
-    description = wait_dataset(rk, arn)
+    arn, description = create_from_manifest(rk, "badmanifest", "manifests/bad.manifest")
     assert (description["Status"], description["StatusMessageCode"]) == ("CREATE_FAILED", "CLIENT_ERROR")
     with pytest.raises(ClientError) as info:
         rk.update_dataset_entries(

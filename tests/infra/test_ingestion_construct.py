@@ -174,6 +174,8 @@ def test_role_is_scoped_to_the_configured_projects(synthesized) -> None:
     )
     statements = [s for p in policies.values() for s in p["Properties"]["PolicyDocument"]["Statement"]]
     dynamo = next(s for s in statements if "dynamodb:Query" in s["Action"])
+    # The staging store writes and deletes staged items with BatchWriteItem.
+    assert {"dynamodb:BatchWriteItem", "dynamodb:UpdateItem", "dynamodb:PutItem"} <= set(dynamo["Action"])
     assert dynamo["Condition"]["ForAllValues:StringEquals"]["dynamodb:LeadingKeys"] == [
         "PROJECT#digits",
         "PROJECT#moderation",

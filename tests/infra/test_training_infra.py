@@ -179,6 +179,21 @@ def test_state_machine_rekognition_actions_are_scoped_to_the_project_arns(templa
         assert {_joined(r) for r in _resources_of(statement)} == expected
 
 
+def test_state_machine_may_publish_to_the_encrypted_topic_and_read_the_project_images(
+    template: Template,
+) -> None:
+    # Given the state machine role (its SnsPublish tasks, and CreateProjectVersion run with it)
+    statements = _statements(template, "TrainingStateMachineRole")
+    actions = {a for s in statements for a in _actions(s)}
+    # Then it may publish to the lifecycle topic and use the key that topic is encrypted with
+    assert {"sns:Publish", "kms:Decrypt", "kms:GenerateDataKey*"} <= actions
+    kms = next(s for s in statements if "kms:Decrypt" in _actions(s))
+    assert all("Key" in _joined(r) for r in _resources_of(kms))
+    # And it reads the images only below the configured projects' prefixes
+    reads = next(s for s in statements if "s3:GetObject" in _actions(s))
+    assert sorted(_joined(r).rsplit("/", 2)[-2] for r in _resources_of(reads)) == sorted(SETTINGS.projects)
+
+
 def test_no_training_role_has_a_wildcard_rekognition_grant_except_describe_projects(
     template: Template,
 ) -> None:
@@ -251,6 +266,12 @@ def test_training_functions_and_queue_follow_the_conventions(template: Template)
     )
     (queue,) = _resources(template, "AWS::SQS::Queue").values()
     assert "KmsMasterKeyId" in queue["Properties"]
+    # Failed asynchronous invocations of the trigger and of the execution-end backstop are kept
+    on_failure = [
+        c["Properties"]["DestinationConfig"]["OnFailure"]["Destination"]
+        for c in _resources(template, "AWS::Lambda::EventInvokeConfig").values()
+    ]
+    assert len(on_failure) == 2 and all("TrainingTriggerDlq" in _joined(d) for d in on_failure)
     template.has_resource_properties(
         "AWS::SQS::QueuePolicy",
         Match.object_like({"Queues": [{"Ref": Match.string_like_regexp("^TrainingTriggerDlq")}]}),

@@ -59,6 +59,8 @@ class FakeGateway:
     busy_after: int | None = None  # updates that succeed before the dataset stays busy
     payloads: list[bytes] = field(default_factory=list)
     total: int = 0
+    refused: str | None = None  # a source-ref whose presence makes every update fail
+    accepted: list[bytes] = field(default_factory=list)  # payloads of the updates that succeeded
 
     def ensure_project(self, name: str, feature: str, deadline: float) -> ProjectDatasets:
         result = ProjectDatasets("arn:project", {"TRAIN": "arn:train", "TEST": "arn:test"})
@@ -78,7 +80,10 @@ class FakeGateway:
         if self.fail_updates:
             self.fail_updates -= 1
             raise UpdateFailed(arn, "SERVICE_ERROR", "try later")
+        if self.refused is not None and self.refused.encode() in payload:
+            raise UpdateFailed(arn, "CLIENT_ERROR", "the change holds an entry the service refuses")
         self.total += payload.count(b"\n") + 1
+        self.accepted.append(payload)
         return {"Status": "UPDATE_COMPLETE", "DatasetStats": {"TotalEntries": self.total}}
 
     def entries_with_errors(self, arn: str, refs: list[str]) -> list[EntryError]:
@@ -162,6 +167,32 @@ def test_failed_update_keeps_lines_until_attempts_run_out_then_reports_them() ->
     assert last.given_up == 2 and store.items == {}
     rejected = [e for e in publisher.events if e[0] == EVENT_ENTRIES_REJECTED]
     assert rejected and "failed 3 times" in rejected[0][2]["rejections"][0]["reason"]
+
+
+def test_a_refused_line_costs_only_its_own_item_never_its_neighbours() -> None:
+    # Given three staged items, the middle one holding a line the service refuses
+    refused = line(5)
+    store = FakeStore()
+    store.add([(line(1), "t"), (line(2), "t")])
+    store.add([(line(4), "t"), (refused, "t")])
+    store.add([(line(7), "t")])
+    gateway = FakeGateway(refused='"s3://b/5"')
+    f, publisher = flusher(store, gateway)
+    # When flushes are delivered until nothing is left to retry
+    given_up = 0
+    for _ in range(2 * MAX_UPDATE_ATTEMPTS):
+        result = f.flush("digits", "TRAIN", settings=SETTINGS, owner="me", deadline=100)
+        given_up += result.given_up
+        if not result.needs_retry:
+            break
+    # Then every line of the other items went in, and only the refused item's lines were given up
+    applied = b"\n".join(gateway.accepted)
+    assert all(f'"s3://b/{i}"'.encode() in applied for i in (1, 2, 7)) and store.items == {}
+    assert given_up == 2 and b'"s3://b/4"' not in applied
+    rejected = [
+        r["key"] for e in publisher.events if e[0] == EVENT_ENTRIES_REJECTED for r in e[2]["rejections"]
+    ]
+    assert sorted(rejected) == sorted([line(4).source_ref, refused.source_ref])
 
 
 def test_nothing_staged_is_a_cheap_no_op() -> None:

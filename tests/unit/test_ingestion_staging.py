@@ -2,34 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from typing import Any
 
-import boto3
 import pytest
-from moto import mock_aws
 
-from lambdas.common.constants import STATE_PK, STATE_SK
 from lambdas.ingestion.lines import Line
 from lambdas.ingestion.staging import DatasetLease, StagingStore, event_seq, newest_lines, split_versions
+from tests.unit.conftest import STATE_TABLE
 
 
 @pytest.fixture
-def table() -> Iterator[tuple[str, object]]:
-    with mock_aws():
-        client = boto3.client("dynamodb", region_name="us-east-1")
-        client.create_table(
-            TableName="state",
-            KeySchema=[
-                {"AttributeName": STATE_PK, "KeyType": "HASH"},
-                {"AttributeName": STATE_SK, "KeyType": "RANGE"},
-            ],
-            AttributeDefinitions=[
-                {"AttributeName": STATE_PK, "AttributeType": "S"},
-                {"AttributeName": STATE_SK, "AttributeType": "S"},
-            ],
-            BillingMode="PAY_PER_REQUEST",
-        )
-        yield "state", client
+def table(state_table: Any) -> tuple[str, Any]:
+    return STATE_TABLE, state_table
 
 
 def lines(n: int, prefix: str = "k") -> list[Line]:

@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import boto3
 import pytest
 from botocore.stub import Stubber
-from moto import mock_aws
 
-from lambdas.common import aws
 from lambdas.common.constants import DETAIL_TYPE_TRAIN_REQUESTED, EVENT_SOURCE, EVENT_TRAINING_SKIPPED
 from lambdas.common.production import DatasetSnapshot, ProductionRecord, get_production
 from lambdas.common.settings import AppSettings, ProjectSettings
@@ -20,32 +17,17 @@ from lambdas.training import handlers
 from lambdas.training.rekognition import DatasetInfo, ProjectInfo, TrainingRekognition
 from lambdas.training.state import ProductionChangedError, TrainingStateStore
 from lambdas.training.trigger import STATUS_SKIPPED, STATUS_STARTED, TriggerRequest, request_training
+from tests.unit.conftest import STATE_TABLE
 
 NOW = datetime(2026, 11, 21, 18, 0, 0, tzinfo=UTC)
-TABLE = "state"
+TABLE = STATE_TABLE
 DATASET_ARN = "arn:aws:rekognition:us-east-1:123456789012:project/digits/dataset/train/1"
 TRAIN_ARN = DATASET_ARN
 
 
 @pytest.fixture
-def dynamodb() -> Iterator[Any]:
-    with mock_aws():
-        aws.reset_clients()
-        client = boto3.client("dynamodb", region_name="us-east-1")
-        client.create_table(
-            TableName=TABLE,
-            KeySchema=[
-                {"AttributeName": "pk", "KeyType": "HASH"},
-                {"AttributeName": "sk", "KeyType": "RANGE"},
-            ],
-            AttributeDefinitions=[
-                {"AttributeName": "pk", "AttributeType": "S"},
-                {"AttributeName": "sk", "AttributeType": "S"},
-            ],
-            BillingMode="PAY_PER_REQUEST",
-        )
-        yield client
-        aws.reset_clients()
+def dynamodb(state_table: Any) -> Any:
+    return state_table
 
 
 @pytest.fixture
@@ -297,6 +279,23 @@ def test_trigger_event_parsing_accepts_schedule_and_on_demand_events() -> None:
     assert (on_demand.project, on_demand.force, on_demand.source) == ("digits", True, "on-demand")
     with pytest.raises(ValueError, match='"project": "<name>"'):
         handlers.parse_trigger_event({"force": True})
+
+
+def test_handler_environment_names_the_missing_or_malformed_variable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given a trigger environment whose state machine ARN is missing and whose topic is not an ARN
+    monkeypatch.setenv("STATE_TABLE_NAME", TABLE)
+    monkeypatch.setenv("LIFECYCLE_TOPIC_ARN", "lifecycle")
+    monkeypatch.setenv("SETTINGS_PARAMETER_NAME", "/autopilot/settings")
+    monkeypatch.delenv("TRAINING_STATE_MACHINE_ARN", raising=False)
+    # When it is validated, Then the error names both variables
+    with pytest.raises(ValueError) as raised:
+        handlers.TriggerEnvironment.from_environ()
+    assert "LIFECYCLE_TOPIC_ARN" in str(raised.value) and "TRAINING_STATE_MACHINE_ARN" in str(raised.value)
+    # And the state-machine tasks need only the table and the topic
+    monkeypatch.setenv("LIFECYCLE_TOPIC_ARN", "arn:aws:sns:us-east-1:123456789012:lifecycle")
+    assert handlers.TrainingEnvironment.from_environ().state_table == TABLE
 
 
 class _Context:

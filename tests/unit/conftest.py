@@ -1,0 +1,41 @@
+"""Fixtures shared by the unit tests."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from lambdas.common import aws
+from lambdas.common.constants import STATE_PK, STATE_SK
+
+STATE_TABLE = "state"
+
+
+@pytest.fixture
+def state_table() -> Iterator[Any]:
+    """A moto DynamoDB table named STATE_TABLE, keyed like the stack's state table; yields the client.
+
+    Cached clients are reset around the test so that code reaching for `aws.client("dynamodb")`
+    talks to this mock too.
+    """
+    with mock_aws():
+        aws.reset_clients()
+        client = boto3.client("dynamodb", region_name="us-east-1")
+        client.create_table(
+            TableName=STATE_TABLE,
+            KeySchema=[
+                {"AttributeName": STATE_PK, "KeyType": "HASH"},
+                {"AttributeName": STATE_SK, "KeyType": "RANGE"},
+            ],
+            AttributeDefinitions=[
+                {"AttributeName": STATE_PK, "AttributeType": "S"},
+                {"AttributeName": STATE_SK, "AttributeType": "S"},
+            ],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        yield client
+        aws.reset_clients()

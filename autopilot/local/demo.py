@@ -330,11 +330,12 @@ class Demo:
             self.wait_for(f"{expected} labeled dataset entries", all_applied)
             stats = self._dataset_stats()
             rejected = len(self.events(EVENT_ENTRIES_REJECTED))
+            applied = len(self.events(EVENT_ENTRIES_APPLIED))
             return (
                 ", ".join(
                     f"{kind}: {s.get('LabeledEntries', 0)} entries" for kind, s in sorted(stats.items())
                 )
-                + f"; {len(self.events(EVENT_ENTRIES_APPLIED))} entries.applied events, {rejected} rejections"
+                + f"; entries.applied events: {applied}, rejections: {rejected}"
             )
 
         self.phase("ingestion (S3 -> SQS -> ingestion handler -> UpdateDatasetEntries)", ingestion)
@@ -525,7 +526,12 @@ class Demo:
 
 
 def _brief(detail: dict[str, Any]) -> str:
-    items = [f"{k}={v}" for k, v in detail.items() if not isinstance(v, (dict, list))]
+    """key=value pairs of an event's detail, without ARNs and nested values (readable on a line)."""
+    items = [
+        f"{k}={v}"
+        for k, v in detail.items()
+        if not isinstance(v, (dict, list)) and not str(v).startswith("arn:") and v is not None
+    ]
     return ", ".join(items[:6]) or "done"
 
 

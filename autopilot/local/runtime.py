@@ -37,7 +37,7 @@ from typing import Any, TextIO
 import boto3
 from botocore.config import Config
 
-from autopilot.local.lambda_service import LocalLambdaService
+from autopilot.local.lambda_service import FunctionNotFoundError, LocalLambdaService
 from autopilot.local.stepfunctions import create_state_machines
 from autopilot.local.template import Resolver, construct_path, physical_name, resource_enabled
 
@@ -904,16 +904,34 @@ class LocalRuntime:
             self.executions[result["executionArn"]] = "RUNNING"
 
     def _invoke_async(self, function: str, event: Any, dead_letter_arn: str | None = None) -> None:
-        """Asynchronous invocation semantics: two retries, then the function's dead-letter queue."""
+        """Asynchronous invocation semantics: retries (two, or the function's EventInvokeConfig
+        MaximumRetryAttempts), then its OnFailure destination or dead-letter queue."""
         name = self.lambdas.lookup(function).name
-        for _attempt in range(1 + ASYNC_RETRIES):
+        retries, on_failure = self._event_invoke_config(name)
+        record = None
+        for _attempt in range(1 + retries):
             record = self.lambdas.invoke(name, event, invocation_type="Event")
             if record.error is None:
                 return
-        target = dead_letter_arn or self._function_dead_letter(name)
+        target = dead_letter_arn or on_failure or self._function_dead_letter(name)
         if target and target.startswith("arn:aws:sqs:"):
             self.client("sqs").send_message(QueueUrl=self._queue_url(target), MessageBody=json.dumps(event))
-        self.errors.append(f"{name} failed 3 times: {record.error and record.error.get('errorMessage')}")
+        elif target and target.startswith("arn:aws:sns:"):
+            self.client("sns").publish(TopicArn=target, Message=json.dumps(event))
+        error = record.error if record is not None else None
+        self.errors.append(f"{name} failed {1 + retries} times: {error and error.get('errorMessage')}")
+
+    def _event_invoke_config(self, function_name: str) -> tuple[int, str | None]:
+        for lid in self._of_type("AWS::Lambda::EventInvokeConfig"):
+            props = self.resolver.resolved_properties(lid)
+            try:
+                if self.lambdas.lookup(str(props.get("FunctionName", ""))).name != function_name:
+                    continue
+            except FunctionNotFoundError:
+                continue
+            destination = ((props.get("DestinationConfig") or {}).get("OnFailure") or {}).get("Destination")
+            return int(props.get("MaximumRetryAttempts", ASYNC_RETRIES)), destination
+        return ASYNC_RETRIES, None
 
     # -- schedules ------------------------------------------------------------------------------
     def _fire_due_schedules(self) -> int:
@@ -1160,7 +1178,12 @@ def _describe_publication(published: Published) -> str:
     body = published.json()
     if isinstance(body, dict) and "type" in body and "project" in body:
         detail = body.get("detail") or {}
-        extra = ", ".join(f"{k}={v}" for k, v in list(detail.items())[:4] if not isinstance(v, (dict, list)))
+        shown = [
+            (k, v)
+            for k, v in detail.items()
+            if not isinstance(v, (dict, list)) and v is not None and not str(v).startswith("arn:")
+        ]
+        extra = ", ".join(f"{k}={v}" for k, v in shown[:4])
         return f"{body['project']}: {body['type']}" + (f" ({extra})" if extra else "")
     attributes = ", ".join(f"{k}={v}" for k, v in published.attributes.items())
     return f"message on {_short(published.topic_logical_id)}" + (f" [{attributes}]" if attributes else "")

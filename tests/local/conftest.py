@@ -1,4 +1,4 @@
-"""Fixtures of the local runtime tests: one synthesized template per test session (per worker)."""
+"""Fixtures of the local runtime tests: one synthesized template per pytest worker."""
 
 from __future__ import annotations
 

@@ -94,6 +94,25 @@ def test_schedule_rule_fires_on_the_accelerated_clock(runtime: LocalRuntime) -> 
     )
 
 
+def test_async_failures_follow_the_event_invoke_config(runtime: LocalRuntime) -> None:
+    # Given a function with retry_attempts=0 and an SQS on-failure destination, behind a rule
+    events = boto3.client("events")
+    (failures,) = runtime.find("AWS::SQS::Queue", "Failures")
+    # When a matching event is put
+    events.put_events(Entries=[{"Source": "wiring.test", "DetailType": "Fail Requested", "Detail": "{}"}])
+    # Then it ran once (no retries) and the event went to the destination queue
+    sqs = boto3.client("sqs")
+
+    def delivered() -> bool:
+        attributes = sqs.get_queue_attributes(
+            QueueUrl=runtime.physical(failures), AttributeNames=["ApproximateNumberOfMessages"]
+        )["Attributes"]
+        return int(attributes["ApproximateNumberOfMessages"]) == 1
+
+    assert runtime.run_until(delivered, timeout_s=30)
+    assert len([i for i in runtime.lambdas.invocations if "Failer" in i.function_name]) == 1
+
+
 @pytest.mark.slow
 def test_changing_the_prefix_in_the_definition_changes_local_behaviour(tmp_path: Any) -> None:
     # Given the same stack with the notification prefix changed in the CDK code

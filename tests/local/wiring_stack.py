@@ -9,6 +9,7 @@ from aws_cdk import App, Duration, Stack
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_lambda_destinations as destinations
 from aws_cdk import aws_lambda_event_sources as sources
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_s3_notifications as s3n
@@ -83,6 +84,22 @@ def build_wiring_template(outdir: str, prefix: str = "digits/train/") -> dict[st
         "Every",
         schedule=events.Schedule.rate(Duration.minutes(5)),
         targets=[targets.LambdaFunction(doubler, event=events.RuleTargetInput.from_object({"value": 50}))],
+    )
+    failures = sqs.Queue(stack, "Failures")
+    failer = lambda_.Function(
+        stack,
+        "Failer",
+        runtime=lambda_.Runtime.PYTHON_3_12,
+        handler=f"{HANDLERS}.fail",
+        code=lambda_.Code.from_inline("def handle(event, context):\n    return None\n"),
+        retry_attempts=0,
+        on_failure=destinations.SqsDestination(failures),
+    )
+    events.Rule(
+        stack,
+        "FailRequested",
+        event_pattern=events.EventPattern(source=["wiring.test"], detail_type=["Fail Requested"]),
+        targets=[targets.LambdaFunction(failer)],
     )
     assembly = app.synth()
     return dict(assembly.get_stack_by_name("WiringTest").template)

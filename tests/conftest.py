@@ -27,9 +27,27 @@ for _name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_REKOGNITION")
 
 
 # ---------------------------------------------------------------------------
-# The local Rekognition Custom Labels engine, on a free port, for one test.
+# Isolation: whatever a test (or a runtime it starts) puts in os.environ, e.g. AWS_ENDPOINT_URL_*
+# of a local server, and whichever boto3 clients it caches, end with the test.
 # ---------------------------------------------------------------------------
 import pytest  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _isolated_environment():
+    from lambdas.common import aws
+
+    saved = dict(os.environ)
+    aws.reset_clients()
+    yield
+    aws.reset_clients()
+    os.environ.clear()
+    os.environ.update(saved)
+
+
+# ---------------------------------------------------------------------------
+# The local Rekognition Custom Labels engine, on a free port, for one test.
+# ---------------------------------------------------------------------------
 
 
 @pytest.fixture

@@ -70,7 +70,14 @@ def common_options() -> argparse.ArgumentParser:
 
 
 def load_env_file(path: Path) -> dict[str, str]:
-    """Parses `export KEY=value` / `KEY=value` lines (no shell expansion) into os.environ."""
+    """Parses the env file (see parse_env_file) into os.environ; returns what it set."""
+    values = parse_env_file(path)
+    os.environ.update(values)
+    return values
+
+
+def parse_env_file(path: Path) -> dict[str, str]:
+    """Parses `export KEY=value` / `KEY=value` lines (no shell expansion); os.environ is untouched."""
     if not path.is_file():
         raise CommandError(
             f"env file {path} does not exist; start the local stack with `autopilot local serve` first",
@@ -86,7 +93,6 @@ def load_env_file(path: Path) -> dict[str, str]:
         if not sep:
             continue
         values[key.strip()] = value.strip().strip("'\"")
-    os.environ.update(values)
     return values
 
 

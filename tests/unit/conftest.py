@@ -16,12 +16,13 @@ STATE_TABLE = "state"
 
 
 @pytest.fixture
-def state_table() -> Iterator[Any]:
+def state_table(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     """A moto DynamoDB table named STATE_TABLE, keyed like the stack's state table; yields the client.
 
     Cached clients are reset around the test so that code reaching for `aws.client("dynamodb")`
-    talks to this mock too.
+    talks to this mock too, and a global endpoint left in the environment cannot redirect them.
     """
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     with mock_aws():
         aws.reset_clients()
         client = boto3.client("dynamodb", region_name="us-east-1")

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from pathlib import Path
 
 import pytest
 
 from autopilot.cli import build_parser, main
-from autopilot.ops.context import EXIT_NOT_FOUND, CommandError, StackResources, load_env_file
+from autopilot.ops.context import EXIT_NOT_FOUND, CommandError, StackResources, load_env_file, parse_env_file
 from autopilot.ops.datasets import entry_request
 from autopilot.ops.tail import format_event
 
@@ -91,10 +92,12 @@ def test_entries_options_map_to_list_dataset_entries_filters() -> None:
 def test_env_file_is_parsed_without_shell(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     env = tmp_path / "local.env"
     env.write_text("# comment\nexport AUTOPILOT_X='a b'\nAUTOPILOT_Y=2\n\nnot a line\n", encoding="utf-8")
-    monkeypatch.delenv("AUTOPILOT_X", raising=False)
-    monkeypatch.delenv("AUTOPILOT_Y", raising=False)
-    values = load_env_file(env)
-    assert values == {"AUTOPILOT_X": "a b", "AUTOPILOT_Y": "2"}
+    assert parse_env_file(env) == {"AUTOPILOT_X": "a b", "AUTOPILOT_Y": "2"}
+    # load_env_file also exports them (recorded by monkeypatch first, so they are restored)
+    monkeypatch.setenv("AUTOPILOT_X", "before")
+    monkeypatch.setenv("AUTOPILOT_Y", "before")
+    load_env_file(env)
+    assert os.environ["AUTOPILOT_X"] == "a b"
     with pytest.raises(CommandError) as missing:
         load_env_file(tmp_path / "absent.env")
     assert missing.value.code == EXIT_NOT_FOUND and "autopilot local serve" in str(missing.value)

@@ -28,6 +28,7 @@ pytestmark = pytest.mark.xdist_group("ingestion-engine")
 
 @pytest.fixture
 def world(monkeypatch: pytest.MonkeyPatch) -> Iterator[OfflineIngestion]:
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)  # moto must answer every service but Rekognition
     with mock_aws(), running_engine(time_scale=0.001):
         offline = OfflineIngestion()
         offline.activate(monkeypatch)

@@ -7,18 +7,17 @@ the queue with a delay (no receive count spent) and ask the model controller for
 
 from __future__ import annotations
 
-from aws_cdk import Acknowledgment, Duration, Stack, Validations
-from aws_cdk import aws_cloudwatch as cloudwatch
-from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
+from aws_cdk import Duration, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda_event_sources as event_sources
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_s3_notifications as s3n
-from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from infra.constructs.function import AutopilotFunction
+from infra.constructs.nag import acknowledge_bucket_notifications_handler, acknowledge_iam5
 from infra.constructs.notifications import Notifications
+from infra.constructs.queues import work_queue
 from infra.constructs.serving import Serving
 from infra.constructs.storage import Storage
 from lambdas.common.constants import (
@@ -58,40 +57,15 @@ class Detection(Construct):
         stack = Stack.of(self)
         projects = sorted(settings.projects)
 
-        self.dlq = sqs.Queue(
+        queues = work_queue(
             self,
-            "DeadLetters",
-            encryption=sqs.QueueEncryption.KMS,
-            encryption_master_key=storage.key,
-            enforce_ssl=True,
-            retention_period=Duration.days(14),
+            key=storage.key,
+            consumer_timeout=HANDLER_TIMEOUT,
+            max_receive_count=MAX_RECEIVE_COUNT,
+            alarm_topic=notifications.lifecycle_topic,
+            what="Detection messages",
         )
-        self.queue = sqs.Queue(
-            self,
-            "Queue",
-            encryption=sqs.QueueEncryption.KMS,
-            encryption_master_key=storage.key,
-            enforce_ssl=True,
-            visibility_timeout=Duration.seconds(HANDLER_TIMEOUT.to_seconds() * 6),
-            retention_period=Duration.days(4),
-            dead_letter_queue=sqs.DeadLetterQueue(queue=self.dlq, max_receive_count=MAX_RECEIVE_COUNT),
-        )
-        Validations.of(self.dlq).acknowledge(
-            Acknowledgment(
-                id="AwsSolutions::AwsSolutions-SQS3", reason="This queue is the dead-letter queue."
-            )
-        )
-        self.dlq_alarm = cloudwatch.Alarm(
-            self,
-            "DeadLettersAlarm",
-            alarm_description="Detection messages reached the dead-letter queue; inspect and redrive them",
-            metric=self.dlq.metric_approximate_number_of_messages_visible(period=Duration.minutes(5)),
-            threshold=0,
-            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
-            evaluation_periods=1,
-            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
-        )
-        self.dlq_alarm.add_alarm_action(cloudwatch_actions.SnsAction(notifications.lifecycle_topic))
+        self.queue, self.dlq, self.dlq_alarm = queues.queue, queues.dlq, queues.dlq_alarm
 
         for project in projects:
             storage.bucket.add_event_notification(
@@ -100,7 +74,7 @@ class Detection(Construct):
                 s3.NotificationKeyFilter(prefix=f"{project}/{INFERENCE_FOLDER}/"),
             )
 
-        _acknowledge_notifications_handler(stack)
+        acknowledge_bucket_notifications_handler(stack)
 
         self.handler = AutopilotFunction(
             self,
@@ -197,35 +171,9 @@ class Detection(Construct):
         findings[f"Resource::<{_logical_id(storage.idempotency_table)}.Arn>/index/*"] = (
             "Index access that comes with the idempotency table grant (the table has no index)."
         )
-        validations = Validations.of(self.handler)
-        for finding, reason in findings.items():
-            validations.acknowledge(
-                Acknowledgment(id=f"AwsSolutions::AwsSolutions-IAM5[{finding}]", reason=reason)
-            )
-        validations.acknowledge(
-            Acknowledgment(
-                id="AwsSolutions::AwsSolutions-L1",
-                reason="Python 3.12 matches the pinned AWS-managed Powertools layer build (python312-arm64).",
-            )
-        )
+        acknowledge_iam5(self.handler, findings)
 
 
 def _logical_id(construct: Construct) -> str:
     child = construct.node.default_child
     return Stack.of(construct).get_logical_id(child)  # type: ignore[arg-type]
-
-
-def _acknowledge_notifications_handler(stack: Stack) -> None:
-    """CDK's singleton custom resource that writes the bucket notification configuration."""
-    for child in stack.node.children:
-        if child.node.id.startswith("BucketNotificationsHandler"):
-            Validations.of(child).acknowledge(
-                Acknowledgment(
-                    id="AwsSolutions::AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
-                    "AWSLambdaBasicExecutionRole]",
-                    reason=(
-                        "CDK's built-in bucket-notifications custom resource; the managed policy only "
-                        "lets it write its own logs."
-                    ),
-                )
-            )

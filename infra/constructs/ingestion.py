@@ -15,17 +15,16 @@ from __future__ import annotations
 from typing import Any
 
 from aws_cdk import Acknowledgment, Duration, Stack, Validations
-from aws_cdk import aws_cloudwatch as cloudwatch
-from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda_event_sources as event_sources
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_s3_notifications as s3n
-from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from infra.constructs.function import AutopilotFunction
+from infra.constructs.nag import acknowledge_bucket_notifications_handler, iam5
 from infra.constructs.notifications import Notifications
+from infra.constructs.queues import work_queue
 from infra.constructs.storage import Storage
 from lambdas.common.constants import (
     ENV_BUCKET,
@@ -44,8 +43,6 @@ from lambdas.common.settings import AppSettings
 FUNCTION_TIMEOUT = Duration.minutes(5)
 MAX_RECEIVE_COUNT = 5
 DEFAULTS: dict[str, Any] = {"flush_delay_seconds": 20, "batch_size": 100, "max_concurrency": 10}
-# The CDK singleton that applies bucket notifications (a custom resource Lambda).
-_NOTIFICATIONS_HANDLER_ID = "BucketNotificationsHandler050a0587b7544547bf325f094a3db834"
 
 
 class Ingestion(Construct):
@@ -62,26 +59,17 @@ class Ingestion(Construct):
         options = {**DEFAULTS, **(self.node.try_get_context("ingestion") or {})}
         projects = sorted(settings.projects)
 
-        self.dlq = sqs.Queue(
+        # Only unexpected errors count towards the DLQ: busy datasets are retried by new delayed
+        # messages, never by failing the old ones.
+        queues = work_queue(
             self,
-            "DeadLetters",
-            encryption=sqs.QueueEncryption.KMS,
-            encryption_master_key=storage.key,
-            enforce_ssl=True,
-            retention_period=Duration.days(14),
+            key=storage.key,
+            consumer_timeout=FUNCTION_TIMEOUT,
+            max_receive_count=MAX_RECEIVE_COUNT,
+            alarm_topic=notifications.lifecycle_topic,
+            what="Ingestion messages",
         )
-        self.queue = sqs.Queue(
-            self,
-            "Queue",
-            encryption=sqs.QueueEncryption.KMS,
-            encryption_master_key=storage.key,
-            enforce_ssl=True,
-            # Lambda's guidance: at least six times the function timeout, so retries never overlap.
-            visibility_timeout=Duration.seconds(FUNCTION_TIMEOUT.to_seconds() * 6),
-            retention_period=Duration.days(4),
-            # Only unexpected errors count: busy datasets are retried by new delayed messages.
-            dead_letter_queue=sqs.DeadLetterQueue(max_receive_count=MAX_RECEIVE_COUNT, queue=self.dlq),
-        )
+        self.queue, self.dlq, self.dlq_alarm = queues.queue, queues.dlq, queues.dlq_alarm
 
         self.handler = AutopilotFunction(
             self,
@@ -123,17 +111,6 @@ class Ingestion(Construct):
 
         self._grant(settings, storage, notifications)
 
-        self.dlq_alarm = cloudwatch.Alarm(
-            self,
-            "DeadLettersAlarm",
-            alarm_description="Ingestion messages failed repeatedly and wait in the dead-letter queue",
-            metric=self.dlq.metric_approximate_number_of_messages_visible(period=Duration.minutes(1)),
-            threshold=1,
-            evaluation_periods=1,
-            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
-        )
-        self.dlq_alarm.add_alarm_action(cloudwatch_actions.SnsAction(notifications.lifecycle_topic))
         self.alarms = [self.dlq_alarm]
         self._acknowledge(settings, storage)
 
@@ -220,55 +197,25 @@ class Ingestion(Construct):
         rules: list[Acknowledgment] = []
         for project in sorted(settings.projects):
             rules.append(
-                _iam5(
+                iam5(
                     f"Resource::<{bucket_id}.Arn>/{project}/*",
                     f"Reads the uploads of project {project} (any object below its prefix); "
                     "Rekognition also reads the dataset images with this role's permissions.",
                 )
             )
             rules.append(
-                _iam5(
+                iam5(
                     f"Resource::arn:<AWS::Partition>:rekognition:<AWS::Region>:<AWS::AccountId>:project/{project}/*",
                     f"Project {project} and its datasets: the ARNs end in creation timestamps "
                     "(project/<name>/<ts>, project/<name>/dataset/<type>/<ts>) unknown before creation.",
                 )
             )
         rules.append(
-            _iam5(
+            iam5(
                 "Resource::*",
                 "Only actions without resource-level permissions use *: rekognition:DescribeProjects, "
                 "and xray:PutTraceSegments/PutTelemetryRecords for active tracing.",
             )
         )
-        rules.append(
-            Acknowledgment(
-                id="AwsSolutions::AwsSolutions-L1",
-                reason="Pinned to python3.12 on purpose: the AWS-managed Powertools layer the function "
-                "uses is the python312-arm64 build.",
-            )
-        )
         Validations.of(self.handler).acknowledge(*rules)
-        self._acknowledge_notifications_handler()
-
-    def _acknowledge_notifications_handler(self) -> None:
-        """CDK's own singleton that applies bucket notifications (PutBucketNotificationConfiguration)."""
-        handler = Stack.of(self).node.try_find_child(_NOTIFICATIONS_HANDLER_ID)
-        if handler is None:
-            return
-        Validations.of(handler).acknowledge(
-            Acknowledgment(
-                id="AwsSolutions::AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
-                "AWSLambdaBasicExecutionRole]",
-                reason="CDK's bucket-notifications custom resource (not our code) only writes its own logs "
-                "with the basic execution role; CDK offers no way to replace it.",
-            ),
-            Acknowledgment(
-                id="AwsSolutions::AwsSolutions-IAM5[Resource::*]",
-                reason="CDK's bucket-notifications custom resource calls s3:PutBucketNotification, which "
-                "CDK grants on resource *; it runs only during deployments.",
-            ),
-        )
-
-
-def _iam5(finding: str, reason: str) -> Acknowledgment:
-    return Acknowledgment(id=f"AwsSolutions::AwsSolutions-IAM5[{finding}]", reason=reason)
+        acknowledge_bucket_notifications_handler(Stack.of(self))

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from aws_cdk import Acknowledgment, Duration, RemovalPolicy, Stack, Validations
+from aws_cdk import Duration, RemovalPolicy, Stack
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as events_targets
 from aws_cdk import aws_iam as iam
@@ -25,6 +25,7 @@ from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from infra.constructs.function import AutopilotFunction
+from infra.constructs.nag import acknowledge_iam5
 from infra.constructs.notifications import Notifications
 from infra.constructs.storage import Storage
 from lambdas.common.constants import (
@@ -411,7 +412,7 @@ class Serving(Construct):
         notifications.lifecycle_topic.grant_publish(role)
         version_wildcards = [f"Resource::{_nag_arn(f'project/{name}/version/*')}" for name in served]
         project_wildcards = [f"Resource::{_nag_arn(f'project/{name}/*')}" for name in served]
-        _acknowledge_iam5(
+        acknowledge_iam5(
             self.state_machine,
             {
                 **dict.fromkeys(
@@ -455,7 +456,7 @@ class Serving(Construct):
         controller_role.add_to_principal_policy(
             iam.PolicyStatement(actions=["rekognition:DescribeProjects"], resources=["*"])
         )
-        _acknowledge_iam5(
+        acknowledge_iam5(
             self.controller,
             {
                 **dict.fromkeys(
@@ -469,12 +470,6 @@ class Serving(Construct):
                 "the grant is limited to that one key.",
             },
         )
-        Validations.of(self.controller).acknowledge(
-            Acknowledgment(
-                id="AwsSolutions::AwsSolutions-L1",
-                reason="Python 3.12 matches the pinned AWS-managed Powertools layer build (python312-arm64).",
-            )
-        )
         self.functions = [self.controller]
 
         # --- triggers -----------------------------------------------------------------------
@@ -485,7 +480,7 @@ class Serving(Construct):
             assumed_by=iam.ServicePrincipal("scheduler.amazonaws.com"),
             description="Lets EventBridge Scheduler invoke only the model controller",
         )
-        _acknowledge_iam5(
+        acknowledge_iam5(
             self.scheduler_role,
             {
                 f"Resource::<{_logical_ref(self.controller)}.Arn>:*": (
@@ -545,11 +540,3 @@ def _nag_arn(resource: str) -> str:
 def _logical_ref(function: AutopilotFunction) -> str:
     stack = Stack.of(function)
     return stack.get_logical_id(function.function.node.default_child)  # type: ignore[arg-type]
-
-
-def _acknowledge_iam5(construct: Construct, findings: dict[str, str]) -> None:
-    validations = Validations.of(construct)
-    for finding, reason in findings.items():
-        validations.acknowledge(
-            Acknowledgment(id=f"AwsSolutions::AwsSolutions-IAM5[{finding}]", reason=reason)
-        )

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_cdk import Acknowledgment, Duration, RemovalPolicy, Stack, Validations
+from aws_cdk import Duration, RemovalPolicy, Stack
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as events_targets
 from aws_cdk import aws_iam as iam
@@ -27,10 +27,12 @@ from aws_cdk import aws_scheduler_targets as scheduler_targets
 from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
-from constructs import Construct, IConstruct
+from constructs import Construct
 
 from infra.constructs.function import AutopilotFunction
+from infra.constructs.nag import acknowledge_iam5
 from infra.constructs.notifications import Notifications
+from infra.constructs.queues import dead_letter_queue
 from infra.constructs.storage import Storage
 from lambdas.common.constants import (
     ATTR_EVENT_TYPE,
@@ -89,13 +91,11 @@ class Training(Construct):
         ]
 
         # Failed asynchronous invocations of the trigger (schedule or on-demand) land here.
-        self.dlq = sqs.Queue(
+        self.dlq = dead_letter_queue(
             self,
             "TriggerDlq",
-            encryption=sqs.QueueEncryption.KMS,
-            encryption_master_key=storage.key,
-            enforce_ssl=True,
-            retention_period=Duration.days(14),
+            key=storage.key,
+            holds="failed trigger invocations (schedule, on-demand rule, execution-end rule)",
         )
         self.queues: list[sqs.IQueue] = []
         self.dlqs: list[sqs.IQueue] = [self.dlq]
@@ -941,14 +941,7 @@ class Training(Construct):
                     "the on-failure destination queue is encrypted with the stack key; CDK's SQS send "
                     "grant on that one key"
                 )
-            _acknowledge_all(function.role, findings)
-            Validations.of(function.function).acknowledge(
-                Acknowledgment(
-                    id="AwsSolutions::AwsSolutions-L1",
-                    reason="Python 3.12 matches the pinned AWS-managed Powertools layer build "
-                    "(python312-arm64)",
-                )
-            )
+            acknowledge_iam5(function.role, findings)
         bucket_id = stack.get_logical_id(self._storage.bucket.node.default_child)  # type: ignore[arg-type]
         machine_findings = {
             "Resource::*": "X-Ray trace segments and CloudWatch Logs log delivery accept only '*'",
@@ -975,15 +968,8 @@ class Training(Construct):
                 for function in self.functions
             },
         }
-        _acknowledge_all(self.state_machine.role, machine_findings)
-        Validations.of(self.dlq).acknowledge(
-            Acknowledgment(
-                id="AwsSolutions::AwsSolutions-SQS3",
-                reason="this queue is the dead-letter queue itself: failed trigger invocations (schedule, "
-                "on-demand rule, execution-end rule) land here",
-            )
-        )
-        _acknowledge_all(
+        acknowledge_iam5(self.state_machine.role, machine_findings)
+        acknowledge_iam5(
             self.schedule_role,
             {
                 f"Resource::<{_logical_id(self.trigger_fn)}.Arn>:*": (
@@ -995,12 +981,3 @@ class Training(Construct):
 
 def _logical_id(function: AutopilotFunction) -> str:
     return Stack.of(function).get_logical_id(function.function.node.default_child)  # type: ignore[arg-type]
-
-
-def _acknowledge_all(construct: IConstruct, findings: dict[str, str]) -> None:
-    Validations.of(construct).acknowledge(
-        *[
-            Acknowledgment(id=f"AwsSolutions::AwsSolutions-IAM5[{finding}]", reason=reason)
-            for finding, reason in findings.items()
-        ]
-    )

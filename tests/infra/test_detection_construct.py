@@ -37,7 +37,7 @@ def test_queues_are_encrypted_with_a_dead_letter_queue(template: Template) -> No
         },
     )
     template.has_resource_properties(
-        "AWS::CloudWatch::Alarm", {"Threshold": 0, "ComparisonOperator": "GreaterThanThreshold"}
+        "AWS::CloudWatch::Alarm", {"Threshold": 1, "ComparisonOperator": "GreaterThanOrEqualToThreshold"}
     )
 
 

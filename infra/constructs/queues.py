@@ -1,0 +1,101 @@
+"""Queues: the one way the stack makes an SQS work queue, its dead-letter queue and their alarm.
+
+Every queue is encrypted with the stack's key and refuses plain HTTP; every work queue has a
+dead-letter queue, and every dead-letter queue an alarm that notifies the lifecycle topic.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aws_cdk import Acknowledgment, Duration, Validations
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+
+DEAD_LETTER_RETENTION = Duration.days(14)
+WORK_RETENTION = Duration.days(4)
+
+
+def dead_letter_queue(scope: Construct, construct_id: str, *, key: kms.IKey, holds: str) -> sqs.Queue:
+    """A KMS-encrypted, TLS-only queue that is itself a dead-letter queue (`holds` says of what)."""
+    queue = sqs.Queue(
+        scope,
+        construct_id,
+        encryption=sqs.QueueEncryption.KMS,
+        encryption_master_key=key,
+        enforce_ssl=True,
+        retention_period=DEAD_LETTER_RETENTION,
+    )
+    Validations.of(queue).acknowledge(
+        Acknowledgment(
+            id="AwsSolutions::AwsSolutions-SQS3",
+            reason=f"This queue is the dead-letter queue itself: {holds} land here.",
+        )
+    )
+    return queue
+
+
+def dead_letter_alarm(
+    scope: Construct, construct_id: str, *, dlq: sqs.IQueue, topic: sns.ITopic, description: str
+) -> cloudwatch.Alarm:
+    """Fires as soon as one message waits in `dlq`; notifies `topic`."""
+    alarm = cloudwatch.Alarm(
+        scope,
+        construct_id,
+        alarm_description=description,
+        metric=dlq.metric_approximate_number_of_messages_visible(period=Duration.minutes(1)),
+        threshold=1,
+        evaluation_periods=1,
+        comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+        treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+    )
+    alarm.add_alarm_action(cloudwatch_actions.SnsAction(topic))
+    return alarm
+
+
+@dataclass(frozen=True)
+class WorkQueue:
+    queue: sqs.Queue
+    dlq: sqs.Queue
+    dlq_alarm: cloudwatch.Alarm
+
+
+def work_queue(
+    scope: Construct,
+    *,
+    key: kms.IKey,
+    consumer_timeout: Duration,
+    max_receive_count: int,
+    alarm_topic: sns.ITopic,
+    what: str,
+) -> WorkQueue:
+    """ "Queue", "DeadLetters" and "DeadLettersAlarm" in `scope`, for a Lambda consumer.
+
+    The visibility timeout is six times the consumer's timeout (Lambda's guidance for SQS event
+    sources), so a retried batch never overlaps the one still running.
+    """
+    dlq = dead_letter_queue(
+        scope, "DeadLetters", key=key, holds=f"{what} that failed {max_receive_count} times"
+    )
+    queue = sqs.Queue(
+        scope,
+        "Queue",
+        encryption=sqs.QueueEncryption.KMS,
+        encryption_master_key=key,
+        enforce_ssl=True,
+        visibility_timeout=Duration.seconds(consumer_timeout.to_seconds() * 6),
+        retention_period=WORK_RETENTION,
+        dead_letter_queue=sqs.DeadLetterQueue(queue=dlq, max_receive_count=max_receive_count),
+    )
+    alarm = dead_letter_alarm(
+        scope,
+        "DeadLettersAlarm",
+        dlq=dlq,
+        topic=alarm_topic,
+        description=f"{what} failed repeatedly and wait in the dead-letter queue: inspect, fix, redrive",
+    )
+    return WorkQueue(queue=queue, dlq=dlq, dlq_alarm=alarm)

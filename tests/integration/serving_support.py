@@ -37,6 +37,7 @@ from lambdas.common.production import ProductionRecord
 from lambdas.common.settings import AppSettings, ProjectSettings
 from lambdas.detection import handler as detection_handler
 from lambdas.serving import controller
+from tests.tables import create_state_table
 
 REGION = "us-east-1"
 BUCKET = "autopilot-data"
@@ -274,18 +275,7 @@ def deploy(settings: AppSettings) -> OfflineStack:
     s3.create_bucket(Bucket=BUCKET)
     s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
     dynamodb = boto3.client("dynamodb", region_name=REGION)
-    dynamodb.create_table(
-        TableName="state",
-        KeySchema=[
-            {"AttributeName": STATE_PK, "KeyType": "HASH"},
-            {"AttributeName": STATE_SK, "KeyType": "RANGE"},
-        ],
-        AttributeDefinitions=[
-            {"AttributeName": STATE_PK, "AttributeType": "S"},
-            {"AttributeName": STATE_SK, "AttributeType": "S"},
-        ],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    create_state_table(dynamodb, "state")
     dynamodb.create_table(
         TableName="idempotency",
         KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],

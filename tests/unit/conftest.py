@@ -10,7 +10,7 @@ import pytest
 from moto import mock_aws
 
 from lambdas.common import aws
-from lambdas.common.constants import STATE_PK, STATE_SK
+from tests.tables import create_state_table
 
 STATE_TABLE = "state"
 
@@ -26,17 +26,6 @@ def state_table(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     with mock_aws():
         aws.reset_clients()
         client = boto3.client("dynamodb", region_name="us-east-1")
-        client.create_table(
-            TableName=STATE_TABLE,
-            KeySchema=[
-                {"AttributeName": STATE_PK, "KeyType": "HASH"},
-                {"AttributeName": STATE_SK, "KeyType": "RANGE"},
-            ],
-            AttributeDefinitions=[
-                {"AttributeName": STATE_PK, "AttributeType": "S"},
-                {"AttributeName": STATE_SK, "AttributeType": "S"},
-            ],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        create_state_table(client, STATE_TABLE)
         yield client
         aws.reset_clients()

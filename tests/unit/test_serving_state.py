@@ -2,36 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from typing import Any
 
-import boto3
 import pytest
-from moto import mock_aws
 
-from lambdas.common.constants import STATE_PK, STATE_SK
 from lambdas.serving.policy import Desired
 from lambdas.serving.state import ServingStore
-
-TABLE = "state"
+from tests.unit.conftest import STATE_TABLE
 
 
 @pytest.fixture
-def store() -> Iterator[ServingStore]:
-    with mock_aws():
-        client = boto3.client("dynamodb", region_name="us-east-1")
-        client.create_table(
-            TableName=TABLE,
-            KeySchema=[
-                {"AttributeName": STATE_PK, "KeyType": "HASH"},
-                {"AttributeName": STATE_SK, "KeyType": "RANGE"},
-            ],
-            AttributeDefinitions=[
-                {"AttributeName": STATE_PK, "AttributeType": "S"},
-                {"AttributeName": STATE_SK, "AttributeType": "S"},
-            ],
-            BillingMode="PAY_PER_REQUEST",
-        )
-        yield ServingStore(TABLE, client)
+def store(state_table: Any) -> ServingStore:
+    return ServingStore(STATE_TABLE, state_table)
 
 
 def test_empty_item_loads_as_default_state(store: ServingStore) -> None:

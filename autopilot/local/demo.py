@@ -23,9 +23,10 @@ from typing import Any, TextIO
 import boto3
 from botocore.exceptions import ClientError
 
-from autopilot.local.runtime import LocalRuntime, TimelineEntry, running_stack
+from autopilot.local.runtime import LocalRuntime, running_stack
 from autopilot.local.sample_data import DemoSplit, demo_split
 from autopilot.local.template import deep_merge, synth_template
+from autopilot.local.wiring import TimelineEntry
 from lambdas.common.constants import (
     EVENT_ENTRIES_APPLIED,
     EVENT_ENTRIES_REJECTED,

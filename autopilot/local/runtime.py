@@ -30,123 +30,22 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 from typing import Any, TextIO
 
 import boto3
 from botocore.config import Config
 
 from autopilot.local.lambda_service import FunctionNotFoundError, LocalLambdaService
+from autopilot.local.schedules import SimulatedClock, is_due, scheduled_event
 from autopilot.local.stepfunctions import create_state_machines
 from autopilot.local.template import Resolver, construct_path, physical_name, resource_enabled
+from autopilot.local.wiring import EventSourceMapping, Published, Schedule, Tap, Target, TimelineEntry
 
 logger = logging.getLogger(__name__)
 
 NOTIFICATIONS_TYPE = "Custom::S3BucketNotifications"
 TABLE_TYPES = ("AWS::DynamoDB::Table", "AWS::DynamoDB::GlobalTable")
 ASYNC_RETRIES = 2  # Lambda retries a failed asynchronous invocation twice
-
-
-# ---------------------------------------------------------------------------------------------
-# Clock
-# ---------------------------------------------------------------------------------------------
-
-
-class SimulatedClock:
-    """Wall-clock time, sped up `speed` times from the moment it is created (schedules only)."""
-
-    def __init__(self, speed: float = 1.0, start: datetime | None = None) -> None:
-        if speed <= 0:
-            raise ValueError("clock speed must be positive")
-        self.speed = speed
-        self._start = start or datetime.now(UTC)
-        self._real_start = time.monotonic()
-
-    def now(self) -> datetime:
-        return self._start + timedelta(seconds=(time.monotonic() - self._real_start) * self.speed)
-
-    def elapsed_real(self) -> float:
-        return time.monotonic() - self._real_start
-
-    def real_seconds(self, simulated_seconds: float) -> float:
-        return simulated_seconds / self.speed
-
-
-# ---------------------------------------------------------------------------------------------
-# Wiring records (what the runtime derived from the template)
-# ---------------------------------------------------------------------------------------------
-
-
-@dataclass
-class Target:
-    arn: str
-    input: str | None = None
-    input_path: str | None = None
-    input_transformer: dict[str, Any] | None = None
-    dead_letter_arn: str | None = None
-
-
-@dataclass
-class EventSourceMapping:
-    logical_id: str
-    function_name: str
-    queue_arn: str
-    queue_url: str
-    batch_size: int
-    report_batch_item_failures: bool
-    visibility_timeout_s: int
-    enabled: bool = True
-    batching_window_s: float = 0.0
-    pending_since: float | None = None
-
-
-@dataclass
-class Tap:
-    """A hidden queue that receives what moto can route but not deliver (to Lambda, to Step Functions)."""
-
-    kind: str  # "s3-lambda" | "sns-lambda" | "rule" | "observer"
-    queue_url: str
-    source_logical_id: str
-    targets: list[Target] = field(default_factory=list)
-    subscription_arn: str = ""
-
-
-@dataclass
-class Schedule:
-    logical_id: str
-    expression: str
-    targets: list[Target]
-    enabled: bool = True
-    last_fired: datetime | None = None
-    last_checked: datetime | None = None
-    armed_at: datetime | None = None
-    fired: int = 0
-
-
-@dataclass
-class Published:
-    """A message published on one of the stack's topics, seen through an observer queue."""
-
-    topic_logical_id: str
-    topic_arn: str
-    subject: str | None
-    message: str
-    attributes: dict[str, str]
-    received_at: float
-
-    def json(self) -> Any:
-        try:
-            return json.loads(self.message)
-        except ValueError:
-            return None
-
-
-@dataclass
-class TimelineEntry:
-    elapsed_s: float
-    source: str
-    text: str
 
 
 # ---------------------------------------------------------------------------------------------
@@ -940,12 +839,12 @@ class LocalRuntime:
         for schedule in self.schedules:
             if not schedule.enabled:
                 continue
-            if _due(schedule, now):
+            if is_due(schedule, now):
                 schedule.last_fired = now
                 schedule.fired += 1
                 fired += 1
                 self.note("scheduler", f"{schedule.expression} fired {schedule.logical_id}")
-                event = _scheduled_event(schedule, now, self.resolver)
+                event = scheduled_event(schedule, now, self.resolver)
                 for target in schedule.targets:
                     self._deliver(target, event)
             schedule.last_checked = now
@@ -984,7 +883,7 @@ class LocalRuntime:
             count += 1
             self.note("scheduler", f"{schedule.expression} fired {schedule.logical_id} (on request)")
             for target in schedule.targets:
-                self._deliver(target, _scheduled_event(schedule, now, self.resolver))
+                self._deliver(target, scheduled_event(schedule, now, self.resolver))
         return count
 
     # -- executions and the timeline ------------------------------------------------------------
@@ -1064,63 +963,6 @@ class LocalRuntime:
 # ---------------------------------------------------------------------------------------------
 # helpers
 # ---------------------------------------------------------------------------------------------
-
-_RATE = re.compile(r"^rate\((\d+)\s+(minute|minutes|hour|hours|day|days)\)$")
-
-
-def schedule_period(expression: str) -> timedelta | None:
-    match = _RATE.match(expression.strip())
-    if not match:
-        return None
-    amount, unit = int(match.group(1)), match.group(2).rstrip("s")
-    return {
-        "minute": timedelta(minutes=amount),
-        "hour": timedelta(hours=amount),
-        "day": timedelta(days=amount),
-    }[unit]
-
-
-def _due(schedule: Schedule, now: datetime) -> bool:
-    expression = schedule.expression.strip()
-    period = schedule_period(expression)
-    if period is not None:
-        reference = schedule.last_fired or schedule.armed_at
-        if reference is None:
-            schedule.armed_at = now
-            return False
-        return now - reference >= period
-    if expression.startswith("cron("):
-        from lambdas.serving.windows import CronError, parse_cron
-
-        try:
-            cron = parse_cron(expression)
-        except CronError:
-            return False
-        since = schedule.last_checked or now
-        start = cron.latest_start(now, max(now - since, timedelta(seconds=0)))
-        return (
-            start is not None
-            and start > since
-            and (schedule.last_fired is None or start > schedule.last_fired)
-        )
-    if expression.startswith("at("):
-        when = datetime.fromisoformat(expression[3:-1]).replace(tzinfo=UTC)
-        return schedule.fired == 0 and now >= when
-    return False
-
-
-def _scheduled_event(schedule: Schedule, now: datetime, resolver: Resolver) -> dict[str, Any]:
-    return {
-        "version": "0",
-        "id": str(uuid.uuid4()),
-        "detail-type": "Scheduled Event",
-        "source": "aws.events",
-        "account": resolver.account,
-        "time": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "region": resolver.region,
-        "resources": [str(resolver.attributes.get((schedule.logical_id, "Arn"), schedule.logical_id))],
-        "detail": {},
-    }
 
 
 def _target_input(target: Target, event: Any) -> Any:

@@ -22,8 +22,9 @@ from pathlib import Path
 from typing import TextIO
 
 from autopilot.local.demo import DemoOptions, demo_context
-from autopilot.local.runtime import LocalRuntime, TimelineEntry, running_stack
+from autopilot.local.runtime import LocalRuntime, running_stack
 from autopilot.local.template import construct_path, synth_template
+from autopilot.local.wiring import TimelineEntry
 from autopilot.ops.context import ENV_STACK_FILE
 
 STATE_DIR = Path(".local-stack")

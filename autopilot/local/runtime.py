@@ -37,6 +37,7 @@ from botocore.config import Config
 
 from autopilot.local.lambda_service import FunctionNotFoundError, LocalLambdaService
 from autopilot.local.schedules import SimulatedClock, is_due, scheduled_event
+from autopilot.local.sdk_error_names import use_aws_error_names
 from autopilot.local.stepfunctions import create_state_machines
 from autopilot.local.template import Resolver, construct_path, physical_name, resource_enabled
 from autopilot.local.wiring import EventSourceMapping, Published, Schedule, Tap, Target, TimelineEntry
@@ -1109,6 +1110,7 @@ def running_stack(
     """
     from moto import mock_aws
 
+    use_aws_error_names()  # aws-sdk task errors named as on AWS, so the Retry entries match offline
     lambdas = LocalLambdaService(base_environment=function_environment, capture_output=capture_output)
     url = lambdas.start()
     environment: dict[str, str | None] = {

@@ -28,6 +28,7 @@ from infra.constructs.function import AutopilotFunction
 from infra.constructs.nag import acknowledge_iam5
 from infra.constructs.notifications import Notifications
 from infra.constructs.storage import Storage
+from infra.step_functions_errors import rekognition_error, transient_errors
 from lambdas.common.constants import (
     ATTR_EVENT_TYPE,
     ATTR_PROJECT,
@@ -58,22 +59,13 @@ STATE_TABLE_TOKEN = "StateTable"
 LIFECYCLE_TOPIC_TOKEN = "LifecycleTopic"
 DEFINITION_SUBSTITUTIONS = (STATE_TABLE_TOKEN, LIFECYCLE_TOPIC_TOKEN)
 
-_REKOGNITION_RETRY_ERRORS = [
-    "Rekognition.ThrottlingException",
-    "Rekognition.ProvisionedThroughputExceededException",
-    "Rekognition.InternalServerErrorException",
-    "Rekognition.LimitExceededException",
-]
-
 
 def _sdk(action: str) -> str:
     return f"arn:aws:states:::aws-sdk:rekognition:{action}"
 
 
 def _retry() -> list[dict[str, Any]]:
-    return [
-        {"ErrorEquals": _REKOGNITION_RETRY_ERRORS, "IntervalSeconds": 2, "MaxAttempts": 4, "BackoffRate": 2.0}
-    ]
+    return [{"ErrorEquals": transient_errors(), "IntervalSeconds": 2, "MaxAttempts": 4, "BackoffRate": 2.0}]
 
 
 def _record(next_state: str, status_path: str | None, status: str | None, reset_attempts: bool) -> dict:
@@ -170,7 +162,8 @@ def _start_task(with_max: bool) -> dict:
 
 def model_control_definition() -> dict[str, Any]:
     """ASL of the start/stop state machine; input built by lambdas.serving.control.transition_input."""
-    in_use = "*ResourceInUseException"
+    # A start of a version already starting (or a stop of one already stopping): wait for its status.
+    in_use = rekognition_error("ResourceInUseException")
     states: dict[str, Any] = {
         "InitPolls": {
             "Type": "Pass",
@@ -215,7 +208,7 @@ def model_control_definition() -> dict[str, Any]:
         "StartModelWithAutoScaling": _start_task(with_max=True),
         "StartRefused": {
             "Type": "Choice",
-            "Choices": [{"Variable": "$.error.Error", "StringMatches": in_use, "Next": "WaitForStatus"}],
+            "Choices": [{"Variable": "$.error.Error", "StringEquals": in_use, "Next": "WaitForStatus"}],
             "Default": "StartFailedEvent",
         },
         "StopModel": {
@@ -229,7 +222,7 @@ def model_control_definition() -> dict[str, Any]:
         },
         "StopRefused": {
             "Type": "Choice",
-            "Choices": [{"Variable": "$.error.Error", "StringMatches": in_use, "Next": "WaitForStatus"}],
+            "Choices": [{"Variable": "$.error.Error", "StringEquals": in_use, "Next": "WaitForStatus"}],
             "Default": "StopFailedEvent",
         },
         "WaitForStatus": {"Type": "Wait", "SecondsPath": "$.poll_seconds", "Next": "DescribeVersion"},
@@ -255,7 +248,8 @@ def model_control_definition() -> dict[str, Any]:
             "Type": "Pass",
             "Parameters": {
                 "Error": "VersionNotFound",
-                "Cause": "DescribeProjectVersions did not list the version",
+                "Cause.$": "States.Format('DescribeProjectVersions no longer lists version {} of project {}: "
+                "it was deleted', $.version_name, $.project)",
             },
             "ResultPath": "$.error",
             "Next": "TimedOut",

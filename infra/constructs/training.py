@@ -34,6 +34,7 @@ from infra.constructs.nag import acknowledge_iam5
 from infra.constructs.notifications import Notifications
 from infra.constructs.queues import dead_letter_queue
 from infra.constructs.storage import Storage
+from infra.step_functions_errors import busy_errors, transient_errors
 from lambdas.common.constants import (
     ATTR_EVENT_TYPE,
     ATTR_PROJECT,
@@ -59,13 +60,14 @@ from lambdas.training import naming
 HANDLERS = "lambdas.training.handlers"
 JsonPath = sfn.JsonPath
 
-# Retried with backoff on every Rekognition call of the state machine.
-_REKOGNITION_TRANSIENT = [
-    "Rekognition.ThrottlingException",
-    "Rekognition.ProvisionedThroughputExceededException",
-    "Rekognition.InternalServerError",
-    "Rekognition.LimitExceededException",
-]
+# DescribeProjectVersions of one version name lists nothing once the version is gone (deleted, or
+# its project deleted). Selecting `ProjectVersionDescriptions[0]` from an empty list raises
+# States.Runtime, which no Catch catches; so the list is counted first and a Choice either picks
+# the element or ends in the notified failure path.
+_LISTED_VERSIONS = {
+    "versions": JsonPath.list_at("$.ProjectVersionDescriptions"),
+    "count": JsonPath.array_length(JsonPath.list_at("$.ProjectVersionDescriptions")),
+}
 
 
 class Training(Construct):
@@ -274,7 +276,7 @@ class Training(Construct):
             comment=comment,
         )
         task.add_retry(
-            errors=_REKOGNITION_TRANSIENT,
+            errors=transient_errors(),
             interval=Duration.seconds(5),
             max_attempts=5,
             backoff_rate=2,
@@ -283,7 +285,7 @@ class Training(Construct):
         if retry_busy:
             # A dataset update started after the trigger looked (ingestion): wait for it, bounded.
             task.add_retry(
-                errors=["Rekognition.ResourceInUseException", "Rekognition.ResourceNotReadyException"],
+                errors=busy_errors(),
                 interval=Duration.seconds(60),
                 max_attempts=5,
                 backoff_rate=2,
@@ -336,6 +338,42 @@ class Training(Construct):
             scope,
             construct_id,
             result=sfn.Result.from_object({"Error": error, "Cause": error}),
+            result_path="$.error",
+        )
+
+    def _listed(
+        self, construct_id: str, path: str, vanished: sfn.IChainable, pick: sfn.IChainable
+    ) -> sfn.Choice:
+        """Branches on the number of versions DescribeProjectVersions listed (see _LISTED_VERSIONS)."""
+        return (
+            sfn.Choice(self, construct_id)
+            .when(sfn.Condition.number_equals(f"{path}.count", 0), vanished)
+            .otherwise(pick)
+        )
+
+    def _pick_version(self, construct_id: str, path: str) -> sfn.Pass:
+        """Keeps the one listed version as `<path>.version`; reached only when the list is not empty."""
+        return sfn.Pass(
+            self,
+            construct_id,
+            parameters={"version": JsonPath.object_at(f"{path}.versions[0]")},
+            result_path=path,
+        )
+
+    def _version_vanished(self, construct_id: str, while_: str) -> sfn.Pass:
+        """The error the failure report turns into training.failed when the version is no longer listed."""
+        return sfn.Pass(
+            self,
+            construct_id,
+            parameters={
+                "Error": "VERSION_NOT_FOUND",
+                "Cause": JsonPath.format(
+                    "DescribeProjectVersions no longer lists version {} of project {}: it was deleted "
+                    f"while {while_}",
+                    JsonPath.string_at("$.version_name"),
+                    JsonPath.string_at("$.project"),
+                ),
+            },
             result_path="$.error",
         )
 
@@ -535,11 +573,12 @@ class Training(Construct):
                     "ProjectArn": JsonPath.string_at("$.project_arn"),
                     "VersionNames": JsonPath.array(JsonPath.string_at("$.version_name")),
                 },
-                # Select the element, branch on its Status in the Choice.
-                result_selector={"version": JsonPath.object_at("$.ProjectVersionDescriptions[0]")},
+                result_selector=_LISTED_VERSIONS,
                 result_path="$.training",
             )
         )
+        training_vanished = self._version_vanished("TrainingVersionVanished", "training").next(report_failure)
+        pick_trained = self._pick_version("PickTrainedVersion", "$.training")
         train_count = self._count(self, "CountTrainingPoll")
         training_failed = self._fail_with(self, "TrainingFailedStatus", "TRAINING_FAILED").next(
             report_failure
@@ -599,10 +638,12 @@ class Training(Construct):
                     "ProjectArn": JsonPath.string_at("$.project_arn"),
                     "VersionNames": JsonPath.array(JsonPath.string_at("$.version_name")),
                 },
-                result_selector={"version": JsonPath.object_at("$.ProjectVersionDescriptions[0]")},
+                result_selector=_LISTED_VERSIONS,
                 result_path="$.bluegreen",
             )
         )
+        new_vanished = self._version_vanished("NewVersionVanished", "starting").next(report_failure)
+        pick_new = self._pick_version("PickNewVersion", "$.bluegreen")
         start_count = self._count(self, "CountStartPoll")
         start_failed = self._fail_with(self, "StartFailed", "START_FAILED").next(report_failure)
         start_timeout = self._fail_with(self, "StartTimeout", "START_TIMEOUT").next(report_failure)
@@ -732,6 +773,9 @@ class Training(Construct):
         stop_old.add_catch(stop_failed_published, errors=["States.ALL"], result_path="$.stop_error")
         stop_failed_published.next(retention_promoted)
         start_new.next(starting_published).next(start_init).next(start_wait).next(describe_new).next(
+            self._listed("NewVersionListed?", "$.bluegreen", new_vanished, pick_new)
+        )
+        pick_new.next(
             sfn.Choice(self, "NewVersionRunning?")
             .when(
                 sfn.Condition.string_equals("$.bluegreen.version.Status", "RUNNING"),
@@ -762,6 +806,9 @@ class Training(Construct):
             .otherwise(retention_rejected)
         )
         train_init.next(train_wait).next(describe_version).next(
+            self._listed("TrainingVersionListed?", "$.training", training_vanished, pick_trained)
+        )
+        pick_trained.next(
             sfn.Choice(self, "TrainingStatus?")
             .when(sfn.Condition.string_equals("$.training.version.Status", "TRAINING_COMPLETED"), gate)
             .when(

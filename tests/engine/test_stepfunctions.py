@@ -11,6 +11,7 @@ import pytest
 from moto import mock_aws
 
 from autopilot.engine.testing import running_engine
+from autopilot.local.sdk_error_names import use_aws_error_names
 from tests.engine.conftest import BUCKET, make_project_with_datasets
 
 DEFINITION = {
@@ -22,14 +23,10 @@ DEFINITION = {
             "Resource": "arn:aws:states:::aws-sdk:rekognition:createProject",
             "Parameters": {"ProjectName.$": "$.project"},
             "ResultPath": "$.created",
-            # AWS names the error "Rekognition.ResourceInUseException"; moto's interpreter lower-cases the
-            # service part. Listing both keeps the definition right in both places.
+            # The name AWS raises; moto's interpreter uses it too once use_aws_error_names() ran.
             "Catch": [
                 {
-                    "ErrorEquals": [
-                        "Rekognition.ResourceInUseException",
-                        "rekognition.ResourceInUseException",
-                    ],
+                    "ErrorEquals": ["Rekognition.ResourceInUseException"],
                     "ResultPath": "$.error",
                     "Next": "Describe",
                 }
@@ -72,6 +69,7 @@ DEFINITION = {
 
 @pytest.mark.slow
 def test_state_machine_drives_the_engine() -> None:
+    use_aws_error_names()
     with (
         mock_aws(config={"stepfunctions": {"execute_state_machine": True}}),  # type: ignore[arg-type]
         running_engine(time_scale=0.001) as engine,
@@ -106,6 +104,7 @@ def test_state_machine_drives_the_engine() -> None:
         second = run("second")
         assert second["status"] == "SUCCEEDED", second
         assert json.loads(second["output"])["error"]["Error"].lower() == "rekognition.resourceinuseexception"
+        assert json.loads(second["output"])["error"]["Error"] == "Rekognition.ResourceInUseException"
 
 
 TRAIN_AND_POLL = {

@@ -485,7 +485,9 @@ def offline_world(
     from moto import mock_aws
 
     from autopilot.engine.testing import running_engine
+    from autopilot.local.sdk_error_names import use_aws_error_names
 
+    use_aws_error_names()
     with (
         mock_aws(config={"stepfunctions": {"execute_state_machine": True}}),
         running_engine(time_scale=time_scale) as engine,

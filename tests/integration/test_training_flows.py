@@ -59,6 +59,8 @@ PROJECTS = {
     "tr-timeout": {},
     "tr-startfail": {},
     "tr-adapter": {"feature": "CONTENT_MODERATION", "moderation_confidence_threshold": 40},
+    "tr-throttled": {},
+    "tr-vanished": {},
 }
 CONTEXT = {
     "projects": {
@@ -512,3 +514,85 @@ def test_a_new_version_that_fails_to_start_leaves_production_serving(harness: Ha
     harness.engine.faults.clear()
     for arn in (old.version_arn, retried.output["version_arn"]):
         harness.rekognition.stop_project_version(ProjectVersionArn=arn)
+
+
+def _task_attempts(result: ExecutionResult, state: str) -> list[list[str]]:
+    """Per entry of `state`: the errors of its task attempts in order ("ok" for a success)."""
+    entries: list[list[str]] = []
+    current = None
+    for event in result.history:
+        if "stateEnteredEventDetails" in event:
+            current = event["stateEnteredEventDetails"]["name"]
+            if current == state:
+                entries.append([])
+        elif current == state and event["type"] == "TaskFailed":
+            entries[-1].append(event["taskFailedEventDetails"]["error"])
+        elif current == state and event["type"] == "TaskSucceeded":
+            entries[-1].append("ok")
+    return entries
+
+
+def test_a_throttled_status_check_is_waited_out_by_the_retry_that_runs_on_aws(harness: Harness) -> None:
+    # Given DescribeProjectVersions of the project throttles once, then answers
+    project = "tr-throttled"
+    harness.create_project(project)
+    harness.engine.faults.throttle("DescribeProjectVersions", count=1, project=project)
+    # When a training runs
+    result = _execution(harness, project)
+    # Then the first status check failed with the name AWS raises and was retried in the same state
+    assert result.succeeded and result.output["outcome"] == "PROMOTED", (result.error, result.cause)
+    attempts = _task_attempts(result, "DescribeTraining")
+    assert attempts[0] == ["Rekognition.ThrottlingException", "ok"], attempts
+    assert "ReportFailureTask" not in result.states_entered()
+    # through the Retry entry of the synthesized definition (the one deployed to AWS)
+    definition = json.loads(
+        harness.runtime.client("stepfunctions").describe_state_machine(
+            stateMachineArn=_training_machine(harness)
+        )["definition"]
+    )
+    retry = definition["States"]["DescribeTraining"]["Retry"][0]
+    assert "Rekognition.ThrottlingException" in retry["ErrorEquals"]
+    assert harness.engine.faults.list() == []
+
+
+def test_a_version_that_vanishes_while_training_ends_in_a_notified_failure(harness: Harness) -> None:
+    # Given a training whose version disappears from the service right after CreateProjectVersion
+    # (AWS refuses DeleteProjectVersion while training, so the engine forgets it directly: the
+    # service answers DescribeProjectVersions with an empty list, as after a deletion)
+    project = "tr-vanished"
+    harness.create_project(project)
+    started = harness.trigger(project)
+    assert started["status"] == "STARTED", started
+    engine = harness.engine.server.engine
+    deadline = time.monotonic() + 30
+    removed = None
+    while removed is None and time.monotonic() < deadline:
+        with engine.lock:
+            versions = engine.projects[("us-east-1", project)].versions
+            if versions:
+                removed = versions.pop(next(iter(versions)))
+        time.sleep(0.01)
+    assert removed is not None, "CreateProjectVersion never ran"
+    # When the workflow checks the training status
+    result = harness.wait(started["execution_arn"])
+    # Then it ends in the notified failure path, not in an uncaught States.Runtime
+    assert result.status == "FAILED" and result.error == "TrainingFailed", (result.error, result.cause)
+    entered = result.states_entered()
+    assert "TrainingVersionVanished" in entered and "ReportFailureTask" in entered
+    reason = (
+        f"DescribeProjectVersions no longer lists version {removed.name} of project {project}: "
+        "it was deleted while training"
+    )
+    assert result.cause == reason
+    failed = harness.wait_for_event(project, EVENT_TRAINING_FAILED)
+    assert failed["detail"]["error"] == "VERSION_NOT_FOUND"
+    assert failed["detail"]["reason"] == reason and failed["detail"]["version_name"] == removed.name
+    item = harness.training_item(project)
+    assert "lock_token" not in item and item["last_outcome"]["S"] == "FAILED"
+
+
+def _training_machine(harness: Harness) -> str:
+    (machine,) = [
+        arn for lid, arn in harness.runtime.state_machines.items() if lid.startswith("TrainingStateMachine")
+    ]
+    return machine

@@ -136,7 +136,62 @@ def test_state_machine_reports_a_version_that_disappeared(monkeypatch: Any) -> N
         [envelope] = stack.drain(stack.lifecycle_inbox)
         event = json.loads(envelope["Message"])
         assert event["type"] == "model.stop_failed"
+        # (the name AWS raises: the local runtime names aws-sdk task errors as Step Functions does)
         assert event["detail"]["error"]["Error"] in (
             "VersionNotFound",
-            "rekognition.ResourceNotFoundException",
+            "Rekognition.ResourceNotFoundException",
         )
+
+
+@pytest.mark.slow
+def test_a_version_that_vanishes_while_starting_ends_in_a_notified_start_failure(monkeypatch: Any) -> None:
+    with offline_world(monkeypatch, fast_settings(), {"digits": "CUSTOM_LABELS"}) as world:
+        stack = world.stack
+        project_arn = _project_arn(world)
+        version_arn = world.versions["digits"]
+        version_name = version_arn.rsplit("/", 2)[-2]
+        sfn = boto3.client("stepfunctions", region_name="us-east-1")
+        # Given a start of the production version, polled every 3 s
+        execution = sfn.start_execution(
+            stateMachineArn=stack.state_machine_arn,
+            input=json.dumps(
+                {
+                    "project": "digits",
+                    "action": "START",
+                    "project_arn": project_arn,
+                    "version_arn": version_arn,
+                    "version_name": version_name,
+                    "min_inference_units": 1,
+                    "max_inference_units": None,
+                    "poll_seconds": 3,
+                    "max_polls": 3,
+                    "attempt": 0,
+                }
+            ),
+        )["executionArn"]
+        # When the version disappears from the service while it starts (the engine forgets it, as
+        # DescribeProjectVersions answers after a deletion: an empty list)
+        engine = world.engine.server.engine
+        deadline = time.monotonic() + 30
+        removed = False
+        while not removed and time.monotonic() < deadline:
+            with engine.lock:
+                versions = engine.projects[("us-east-1", "digits")].versions
+                if versions[version_name].status == "STARTING":
+                    removed = versions.pop(version_name) is not None
+            time.sleep(0.01)
+        assert removed, "StartProjectVersion never ran"
+        while sfn.describe_execution(executionArn=execution)["status"] == "RUNNING":
+            assert time.monotonic() < deadline, "execution still running"
+            time.sleep(0.1)
+        # Then the execution ends in the notified failure path, not in an uncaught States.Runtime
+        described = sfn.describe_execution(executionArn=execution)
+        assert (described["status"], described.get("error")) == ("FAILED", "ModelStartFailed")
+        [envelope] = stack.drain(stack.lifecycle_inbox)
+        event = json.loads(envelope["Message"])
+        assert event["type"] == "model.start_failed"
+        assert event["detail"]["error"] == {
+            "Error": "VersionNotFound",
+            "Cause": f"DescribeProjectVersions no longer lists version {version_name} of project digits: "
+            "it was deleted",
+        }

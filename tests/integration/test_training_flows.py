@@ -503,7 +503,10 @@ def test_a_new_version_that_fails_to_start_leaves_production_serving(harness: Ha
     assert harness.versions(project_arn)[old.version_name]["Status"] == "RUNNING"
     assert "Promote" not in result.states_entered()
     # And when a later promotion cannot stop the old version, the promotion stands and a person is told
-    harness.engine.faults.fail("StopProjectVersion", count=5, project=project, message="stop refused")
+    # (a refusal, not a server error: InternalServerError is retried with backoff, as on AWS)
+    harness.engine.faults.fail(
+        "StopProjectVersion", count=5, project=project, code="ResourceInUseException", message="stop refused"
+    )
     retried = _execution(harness, project, force=True)
     assert retried.succeeded and retried.output["outcome"] == "PROMOTED", (retried.error, retried.cause)
     stop_failed = harness.wait_for_event(project, EVENT_MODEL_STOP_FAILED)

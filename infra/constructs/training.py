@@ -60,14 +60,19 @@ from lambdas.training import naming
 HANDLERS = "lambdas.training.handlers"
 JsonPath = sfn.JsonPath
 
-# DescribeProjectVersions of one version name lists nothing once the version is gone (deleted, or
-# its project deleted). Selecting `ProjectVersionDescriptions[0]` from an empty list raises
-# States.Runtime, which no Catch catches; so the list is counted first and a Choice either picks
-# the element or ends in the notified failure path.
-_LISTED_VERSIONS = {
-    "versions": JsonPath.list_at("$.ProjectVersionDescriptions"),
-    "count": JsonPath.array_length(JsonPath.list_at("$.ProjectVersionDescriptions")),
-}
+
+def _listed_versions() -> dict[str, Any]:
+    """ResultSelector of DescribeProjectVersions: the list and its length, nothing selected yet.
+
+    The list of one version name is empty once the version is gone (deleted, or its project).
+    Selecting `ProjectVersionDescriptions[0]` from an empty list raises States.Runtime, which no
+    Catch catches; so the list is counted first and a Choice either picks the element or ends in
+    the notified failure path.
+    """
+    return {
+        "versions": JsonPath.list_at("$.ProjectVersionDescriptions"),
+        "count": JsonPath.array_length(JsonPath.list_at("$.ProjectVersionDescriptions")),
+    }
 
 
 class Training(Construct):
@@ -573,7 +578,7 @@ class Training(Construct):
                     "ProjectArn": JsonPath.string_at("$.project_arn"),
                     "VersionNames": JsonPath.array(JsonPath.string_at("$.version_name")),
                 },
-                result_selector=_LISTED_VERSIONS,
+                result_selector=_listed_versions(),
                 result_path="$.training",
             )
         )
@@ -638,7 +643,7 @@ class Training(Construct):
                     "ProjectArn": JsonPath.string_at("$.project_arn"),
                     "VersionNames": JsonPath.array(JsonPath.string_at("$.version_name")),
                 },
-                result_selector=_LISTED_VERSIONS,
+                result_selector=_listed_versions(),
                 result_path="$.bluegreen",
             )
         )

@@ -349,7 +349,7 @@ class Training(Construct):
     def _listed(
         self, construct_id: str, path: str, vanished: sfn.IChainable, pick: sfn.IChainable
     ) -> sfn.Choice:
-        """Branches on the number of versions DescribeProjectVersions listed (see _LISTED_VERSIONS)."""
+        """Branches on the number of versions DescribeProjectVersions listed (see _listed_versions)."""
         return (
             sfn.Choice(self, construct_id)
             .when(sfn.Condition.number_equals(f"{path}.count", 0), vanished)

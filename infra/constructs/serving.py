@@ -45,6 +45,7 @@ from lambdas.common.constants import (
     FEATURE_CUSTOM_LABELS,
     ITEM_SERVING,
     PROJECT_PK_PREFIX,
+    SERVICE_MODEL_CONTROLLER,
     STATE_PK,
     STATE_SK,
     TRANSITION_START,
@@ -431,6 +432,7 @@ class Serving(Construct):
             self,
             "Controller",
             handler="lambdas.serving.controller.handle",
+            service_name=SERVICE_MODEL_CONTROLLER,
             description="the model controller: starts and stops Custom Labels models on demand",
             environment={
                 ENV_STATE_TABLE: storage.state_table.table_name,

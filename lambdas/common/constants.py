@@ -46,6 +46,16 @@ ENV_DETECTION_QUEUE_URL: Final = "DETECTION_QUEUE_URL"
 ENV_EVENT_BUS: Final = "EVENT_BUS_NAME"
 
 # ---------------------------------------------------------------------------
+# Powertools service names (POWERTOOLS_SERVICE_NAME), one per function: the "service" dimension
+# of its metrics and the "service" key of its logs, so no two functions' metrics merge.
+# ---------------------------------------------------------------------------
+SERVICE_INGESTION: Final = "ingestion"
+SERVICE_DETECTION: Final = "detection"
+SERVICE_MODEL_CONTROLLER: Final = "model-controller"
+# Training functions: this prefix + the function's role in the workflow (training-trigger, ...).
+SERVICE_TRAINING_PREFIX: Final = "training-"
+
+# ---------------------------------------------------------------------------
 # State table (DynamoDB, single table). Partition key "pk" = "PROJECT#<name>", sort key "sk"
 # = one of the item kinds below.
 # ---------------------------------------------------------------------------

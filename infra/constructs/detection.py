@@ -11,13 +11,12 @@ from aws_cdk import Duration, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda_event_sources as event_sources
 from aws_cdk import aws_s3 as s3
-from aws_cdk import aws_s3_notifications as s3n
 from constructs import Construct
 
 from infra.constructs.function import AutopilotFunction
 from infra.constructs.nag import acknowledge_bucket_notifications_handler, acknowledge_iam5
 from infra.constructs.notifications import Notifications
-from infra.constructs.queues import work_queue
+from infra.constructs.queues import ScopedQueueDestination, work_queue
 from infra.constructs.rekognition_s3 import grant_detection_images_read
 from infra.constructs.serving import Serving
 from infra.constructs.storage import Storage
@@ -69,10 +68,11 @@ class Detection(Construct):
         )
         self.queue, self.dlq, self.dlq_alarm = queues.queue, queues.dlq, queues.dlq_alarm
 
+        destination = ScopedQueueDestination(self.queue, storage.key)
         for project in projects:
             storage.bucket.add_event_notification(
                 s3.EventType.OBJECT_CREATED,
-                s3n.SqsDestination(self.queue),
+                destination,
                 s3.NotificationKeyFilter(prefix=f"{project}/{INFERENCE_FOLDER}/"),
             )
 

@@ -18,13 +18,12 @@ from aws_cdk import Acknowledgment, Duration, Stack, Validations
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda_event_sources as event_sources
 from aws_cdk import aws_s3 as s3
-from aws_cdk import aws_s3_notifications as s3n
 from constructs import Construct
 
 from infra.constructs.function import AutopilotFunction
 from infra.constructs.nag import acknowledge_bucket_notifications_handler, iam5
 from infra.constructs.notifications import Notifications
-from infra.constructs.queues import work_queue
+from infra.constructs.queues import ScopedQueueDestination, work_queue
 from infra.constructs.rekognition_s3 import grant_dataset_images_read
 from infra.constructs.storage import Storage
 from lambdas.common.constants import (
@@ -104,11 +103,12 @@ class Ingestion(Construct):
             )
         )
 
+        destination = ScopedQueueDestination(self.queue, storage.key)
         for project in projects:
             for folder in INGESTION_FOLDERS:
                 storage.bucket.add_event_notification(
                     s3.EventType.OBJECT_CREATED,
-                    s3n.SqsDestination(self.queue),
+                    destination,
                     s3.NotificationKeyFilter(prefix=f"{project}/{folder}/"),
                 )
 

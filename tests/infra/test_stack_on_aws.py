@@ -16,7 +16,8 @@ from typing import Any
 
 import pytest
 
-from infra.app_factory import REPO_ROOT, STACK_NAME, build_app
+from infra.app_factory import REPO_ROOT, STACK_NAME
+from tests.infra.conftest import Synthesized
 
 pytestmark = pytest.mark.xdist_group("synth")
 
@@ -31,10 +32,8 @@ DETECTION_OBJECT_ACTIONS = {"s3:GetObject", "s3:GetObjectVersion"}
 
 
 @pytest.fixture(scope="module")
-def synthesized(tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, dict[str, Any]]:
-    app, stack = build_app(outdir=str(tmp_path_factory.mktemp("on-aws")), nag=False)
-    template = dict(app.synth().get_stack_by_name(stack.stack_name).template)
-    return stack, template
+def synthesized(whole_stack: Synthesized) -> tuple[Any, dict[str, Any]]:
+    return whole_stack.stack, whole_stack.template
 
 
 def _lid(stack: Any, construct: Any) -> str:

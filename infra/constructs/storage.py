@@ -108,14 +108,14 @@ class Storage(Construct):
 
         - CloudWatch publishes alarm notifications to the lifecycle topic: scoped to this account
           and its alarms (aws:SourceAccount, aws:SourceArn), as the CloudWatch and SNS guides show.
-        - S3 sends object notifications to the ingestion and detection queues: CDK's SQS
-          notification destination adds its own statement, scoped with aws:SourceArn to the data
-          bucket, so the key needs nothing more for S3.
-        - EventBridge sends undeliverable events to the training trigger's dead-letter queue. The
-          SNS guide ("Enable compatibility between event sources from AWS services and encrypted
-          topics") states that aws:SourceAccount / aws:SourceArn are not supported in a KMS key
-          policy for EventBridge, so a condition here would drop those messages silently; the
-          statement stays unconditioned and limited to the two actions.
+        - S3 sends object notifications to the ingestion and detection queues: the statement comes
+          with each queue's notifications (queues.ScopedQueueDestination), scoped to the data
+          bucket (aws:SourceArn) and this account (aws:SourceAccount).
+        - EventBridge sends undeliverable events to the rule dead-letter queues. The EventBridge
+          guide's key statement for an encrypted dead-letter queue carries no condition, and no
+          page we found says EventBridge passes aws:SourceArn / aws:SourceAccount to KMS for it;
+          a condition it does not meet would drop dead letters without a trace. So the statement
+          stays unconditioned, limited to the two actions (see docs/architecture.md).
         """
         stack = Stack.of(self)
         key.add_to_resource_policy(

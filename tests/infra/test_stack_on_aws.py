@@ -301,3 +301,28 @@ def test_every_function_has_its_own_service_name(synthesized: tuple[Any, dict[st
     assert len(set(names.values())) == len(names), names
     assert names["lambdas.ingestion.handler.handle"] == "ingestion"
     assert names["lambdas.detection.handler.handle"] == "detection"
+
+
+# -- undeliverable events are kept and reported ------------------------------------------------------
+def test_every_rule_target_keeps_undeliverable_events_in_an_alarmed_queue(
+    synthesized: tuple[Any, dict[str, Any]],
+) -> None:
+    _, template = synthesized
+    resources = template["Resources"]
+    alarmed = {
+        dimension["Value"]["Fn::GetAtt"][0]
+        for r in resources.values()
+        if r["Type"] == "AWS::CloudWatch::Alarm"
+        for dimension in r["Properties"].get("Dimensions", [])
+        if dimension["Name"] == "QueueName"
+    }
+    rules = [r for r in resources.values() if r["Type"] == "AWS::Events::Rule"]
+    assert rules
+    for rule in rules:
+        for target in rule["Properties"]["Targets"]:
+            dead_letters = target["DeadLetterConfig"]["Arn"]["Fn::GetAtt"][0]
+            assert dead_letters in alarmed, rule["Properties"].get("Description")
+    # and the functions those rules invoke asynchronously fail over to an alarmed queue too
+    for config in (r for r in resources.values() if r["Type"] == "AWS::Lambda::EventInvokeConfig"):
+        destination = config["Properties"]["DestinationConfig"]["OnFailure"]["Destination"]
+        assert destination["Fn::GetAtt"][0] in alarmed

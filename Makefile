@@ -2,7 +2,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: dev test lint format infra-tests demo bench synth clean
+.PHONY: dev check test lint format infra-tests demo bench synth clean
 
 dev: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
@@ -10,6 +10,10 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e ".[dev]"
 	touch $@
+
+# What CI runs (.ci/run) and README's test command: the linters, then the whole suite (which
+# includes cdk-nag and cfn-lint on the synthesized template).
+check: lint test
 
 test: dev
 	$(PY) -m pytest -n 2 --dist loadgroup

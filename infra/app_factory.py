@@ -22,7 +22,9 @@ def build_app(
     """Synth needs no credentials: the environment stays agnostic unless CDK_DEFAULT_* are set."""
     context = load_cdk_context(str(REPO_ROOT / "cdk.json"))
     context.update(context_overrides or {})
-    app = App(outdir=outdir or str(REPO_ROOT / "cdk.out"), context=context)
+    # The CDK CLI passes its output folder (`cdk synth --output X`) as CDK_OUTDIR; `python app.py`
+    # alone writes to cdk.out at the repository root.
+    app = App(outdir=outdir or os.environ.get("CDK_OUTDIR") or str(REPO_ROOT / "cdk.out"), context=context)
     settings = settings_from_context(context)
     account, region = os.environ.get("CDK_DEFAULT_ACCOUNT"), os.environ.get("CDK_DEFAULT_REGION")
     env = Environment(account=account, region=region) if account and region else None

@@ -11,6 +11,7 @@ from infra.constructs.detection import Detection
 from infra.constructs.ingestion import Ingestion
 from infra.constructs.monitoring import Monitoring
 from infra.constructs.notifications import Notifications
+from infra.constructs.outputs import declare_outputs
 from infra.constructs.serving import Serving
 from infra.constructs.storage import Storage
 from infra.constructs.training import Training
@@ -41,3 +42,4 @@ class AutopilotStack(Stack):
             serving=self.serving,
         )
         self.monitoring = Monitoring(self, "Monitoring", settings=settings, stack=self)
+        self.outputs = declare_outputs(self)

@@ -40,6 +40,7 @@ from lambdas.common.constants import (
     EVENT_VERSION_PROMOTED,
     EVENT_VERSION_REJECTED,
     INFERENCE_FOLDER,
+    OUTPUT_DATA_BUCKET,
     TEST_FOLDER,
     TRAIN_FOLDER,
 )
@@ -286,12 +287,10 @@ class Demo:
 
     def _bucket(self) -> str:
         assert self.runtime is not None
-        candidates = self.runtime.find("AWS::S3::Bucket", "Storage/Data") or self.runtime.find(
-            "AWS::S3::Bucket", "Data"
-        )
-        if not candidates:
-            raise PhaseFailedError("the stack has no data bucket (Storage/Data)")
-        return self.runtime.physical(candidates[0])
+        try:
+            return self.runtime.output(OUTPUT_DATA_BUCKET)
+        except KeyError as missing:
+            raise PhaseFailedError(f"the stack has no data bucket: {missing}") from missing
 
     def _flow(self) -> None:
         options = self.options

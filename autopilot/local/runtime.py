@@ -512,13 +512,28 @@ class LocalRuntime:
             )
 
     # -- lookups for the demo, the CLI and the tests ---------------------------------------------
+    def outputs(self) -> dict[str, str]:
+        """The template's Outputs, resolved against the provisioned resources (as DescribeStacks)."""
+        resolved: dict[str, str] = {}
+        for key, output in (self.template.get("Outputs") or {}).items():
+            if "Condition" in output and not self.resolver.condition(output["Condition"]):
+                continue
+            resolved[key] = str(self.resolver.resolve(output["Value"]))
+        return resolved
+
+    def output(self, key: str) -> str:
+        """One output's value; KeyError naming the output when the template does not declare it."""
+        values = self.outputs()
+        if key not in values:
+            raise KeyError(f"the stack declares no output {key!r} (outputs: {', '.join(sorted(values))})")
+        return values[key]
+
     def find(self, resource_type: str, path_contains: str = "") -> list[str]:
-        """Logical ids of `resource_type` whose construct path contains `path_contains`."""
+        """Logical ids of `resource_type` whose construct path contains `path_contains` (for the
+        functions, schedules and test stacks that have no output)."""
         wanted = path_contains.lower()
         return [
-            lid
-            for lid, res in self._of_type(resource_type).items()
-            if wanted in construct_path(res).lower() or wanted.replace("/", "") in lid.lower()
+            lid for lid, res in self._of_type(resource_type).items() if wanted in construct_path(res).lower()
         ]
 
     def physical(self, logical_id: str) -> str:

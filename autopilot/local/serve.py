@@ -1,8 +1,8 @@
 """`autopilot local serve`: the local stack kept running as servers on 127.0.0.1.
 
 Writes `.local-stack/local.env` (endpoints, credentials, bucket and topic names) that any AWS
-client can source, and `.local-stack/stack.json` (logical id -> physical id) that the operator
-commands read with --local:
+client can source, and `.local-stack/stack.json` (the stack's outputs, resolved as DescribeStacks
+gives them on AWS) that the operator commands read with --local:
 
     autopilot local serve &
     . .local-stack/local.env
@@ -26,8 +26,23 @@ from autopilot.local.runtime import LocalRuntime, running_stack
 from autopilot.local.template import construct_path, synth_template
 from autopilot.local.wiring import TimelineEntry
 from autopilot.ops.context import ENV_STACK_FILE
+from lambdas.common.constants import (
+    OUTPUT_DATA_BUCKET,
+    OUTPUT_DETECTIONS_TOPIC,
+    OUTPUT_LIFECYCLE_TOPIC,
+    OUTPUT_SETTINGS_PARAMETER,
+    OUTPUT_STATE_TABLE,
+)
 
 STATE_DIR = Path(".local-stack")
+# AUTOPILOT_* variable of local.env -> the stack output it carries.
+ENV_OUTPUTS = {
+    "AUTOPILOT_BUCKET": OUTPUT_DATA_BUCKET,
+    "AUTOPILOT_LIFECYCLE_TOPIC_ARN": OUTPUT_LIFECYCLE_TOPIC,
+    "AUTOPILOT_DETECTIONS_TOPIC_ARN": OUTPUT_DETECTIONS_TOPIC,
+    "AUTOPILOT_STATE_TABLE": OUTPUT_STATE_TABLE,
+    "AUTOPILOT_SETTINGS_PARAMETER": OUTPUT_SETTINGS_PARAMETER,
+}
 
 
 @dataclass
@@ -42,24 +57,8 @@ class ServeOptions:
 
 def outputs(runtime: LocalRuntime) -> dict[str, str]:
     """The names a user needs, as AUTOPILOT_* variables."""
-    names: dict[str, str] = {}
-
-    def first(resource_type: str, path: str) -> str | None:
-        found = runtime.find(resource_type, path)
-        return runtime.physical(found[0]) if found else None
-
-    candidates = {
-        "AUTOPILOT_BUCKET": first("AWS::S3::Bucket", "Storage/Data"),
-        "AUTOPILOT_LIFECYCLE_TOPIC_ARN": first("AWS::SNS::Topic", "Lifecycle"),
-        "AUTOPILOT_DETECTIONS_TOPIC_ARN": first("AWS::SNS::Topic", "Detections"),
-        "AUTOPILOT_STATE_TABLE": first("AWS::DynamoDB::GlobalTable", "Storage/State")
-        or first("AWS::DynamoDB::Table", "Storage/State"),
-        "AUTOPILOT_SETTINGS_PARAMETER": first("AWS::SSM::Parameter", "Settings"),
-    }
-    for key, value in candidates.items():
-        if value:
-            names[key] = value
-    return names
+    stack_outputs = runtime.outputs()
+    return {name: stack_outputs[key] for name, key in ENV_OUTPUTS.items() if key in stack_outputs}
 
 
 def env_lines(runtime: LocalRuntime, engine_url: str, stack_file: Path) -> list[str]:
@@ -93,6 +92,8 @@ def write_state(runtime: LocalRuntime, engine_url: str, state_dir: Path) -> tupl
                     "rekognition": engine_url,
                     "lambda": runtime.lambda_url,
                 },
+                # What the operator commands read (as DescribeStacks' Outputs on AWS).
+                "outputs": runtime.outputs(),
                 "resources": {lid: str(value) for lid, value in runtime.resolver.physical_ids.items()},
                 "paths": {
                     lid: construct_path(resources.get(lid, {})) for lid in runtime.resolver.physical_ids

@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -17,6 +16,16 @@ from typing import Any, TextIO
 import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
+
+from lambdas.common.constants import (
+    OUTPUT_DATA_BUCKET,
+    OUTPUT_DETECTIONS_TOPIC,
+    OUTPUT_LIFECYCLE_TOPIC,
+    OUTPUT_MODEL_CONTROL_STATE_MACHINE,
+    OUTPUT_SETTINGS_PARAMETER,
+    OUTPUT_STATE_TABLE,
+    OUTPUT_TRAINING_STATE_MACHINE,
+)
 
 STACK_NAME = "CustomLabelsAutopilot"
 DEFAULT_LOCAL_ENV = Path(".local-stack") / "local.env"
@@ -29,14 +38,14 @@ EXIT_USAGE = 2
 EXIT_NOT_FOUND = 3
 EXIT_TIMEOUT = 4
 
-# Logical id prefixes of the resources the commands use (CDK appends an 8-hex hash).
-DATA_BUCKET = "StorageData"
-STATE_TABLE = "StorageState"
-SETTINGS_PARAMETER = "StorageSettings"
-LIFECYCLE_TOPIC = "NotificationsLifecycle"
-DETECTIONS_TOPIC = "NotificationsDetections"
-TRAINING_STATE_MACHINE = "TrainingStateMachine"
-MODEL_CONTROL_STATE_MACHINE = "ServingModelControl"
+# The stack outputs the commands use (OutputKey of DescribeStacks; see lambdas.common.constants).
+DATA_BUCKET = OUTPUT_DATA_BUCKET
+STATE_TABLE = OUTPUT_STATE_TABLE
+SETTINGS_PARAMETER = OUTPUT_SETTINGS_PARAMETER
+LIFECYCLE_TOPIC = OUTPUT_LIFECYCLE_TOPIC
+DETECTIONS_TOPIC = OUTPUT_DETECTIONS_TOPIC
+TRAINING_STATE_MACHINE = OUTPUT_TRAINING_STATE_MACHINE
+MODEL_CONTROL_STATE_MACHINE = OUTPUT_MODEL_CONTROL_STATE_MACHINE
 
 
 class CommandError(Exception):
@@ -97,37 +106,31 @@ def parse_env_file(path: Path) -> dict[str, str]:
 
 
 @dataclass
-class StackResources:
-    """Logical id -> physical id of the deployed (or local) stack."""
+class StackOutputs:
+    """The stack's outputs (OutputKey -> OutputValue): how every command finds its resources."""
 
-    mapping: dict[str, str]
+    values: dict[str, str]
     source: str
 
-    def find(self, prefix: str, required: bool = True) -> str | None:
-        pattern = re.compile(re.escape(prefix) + r"[0-9A-F]{8}$")
-        matches = sorted(lid for lid in self.mapping if pattern.match(lid))
-        if not matches:
-            matches = sorted(lid for lid in self.mapping if lid.startswith(prefix))
-        if not matches:
-            if required:
-                raise CommandError(f"the stack ({self.source}) has no resource {prefix}*", EXIT_NOT_FOUND)
-            return None
-        return self.mapping[matches[0]]
+    def find(self, key: str, required: bool = True) -> str | None:
+        value = self.values.get(key)
+        if value is None and required:
+            raise CommandError(
+                f"the stack ({self.source}) has no output {key}; deploy this version of the stack "
+                "(`cdk deploy`) or restart `autopilot local serve`",
+                EXIT_NOT_FOUND,
+            )
+        return value
 
     @classmethod
-    def from_file(cls, path: Path) -> StackResources:
+    def from_file(cls, path: Path) -> StackOutputs:
         data = json.loads(path.read_text(encoding="utf-8"))
-        return cls(dict(data["resources"]), f"local stack file {path}")
+        return cls({str(k): str(v) for k, v in data.get("outputs", {}).items()}, f"local stack file {path}")
 
     @classmethod
-    def from_cloudformation(cls, client: Any, stack_name: str) -> StackResources:
-        mapping: dict[str, str] = {}
+    def from_cloudformation(cls, client: Any, stack_name: str) -> StackOutputs:
         try:
-            paginator = client.get_paginator("list_stack_resources")
-            for page in paginator.paginate(StackName=stack_name):
-                for item in page["StackResourceSummaries"]:
-                    if item.get("PhysicalResourceId"):
-                        mapping[item["LogicalResourceId"]] = item["PhysicalResourceId"]
+            stacks = client.describe_stacks(StackName=stack_name)["Stacks"]
         except ClientError as error:
             if "does not exist" in str(error):
                 raise CommandError(
@@ -136,7 +139,11 @@ class StackResources:
                     EXIT_NOT_FOUND,
                 ) from error
             raise
-        return cls(mapping, f"CloudFormation stack {stack_name}")
+        outputs = stacks[0].get("Outputs", []) if stacks else []
+        return cls(
+            {item["OutputKey"]: item["OutputValue"] for item in outputs if "OutputValue" in item},
+            f"CloudFormation stack {stack_name}",
+        )
 
 
 class Context:
@@ -157,7 +164,7 @@ class Context:
             or os.environ.get("AWS_REGION")
         )
         self._clients: dict[str, Any] = {}
-        self._resources: StackResources | None = None
+        self._resources: StackOutputs | None = None
 
     def client(self, service: str) -> Any:
         if service not in self._clients:
@@ -166,13 +173,14 @@ class Context:
         return self._clients[service]
 
     @property
-    def resources(self) -> StackResources:
+    def resources(self) -> StackOutputs:
+        """The stack's outputs: from the local stack file, or DescribeStacks on AWS."""
         if self._resources is None:
             stack_file = os.environ.get(ENV_STACK_FILE)
             if stack_file:
-                self._resources = StackResources.from_file(Path(stack_file))
+                self._resources = StackOutputs.from_file(Path(stack_file))
             else:
-                self._resources = StackResources.from_cloudformation(
+                self._resources = StackOutputs.from_cloudformation(
                     self.client("cloudformation"), getattr(self.args, "stack_name", STACK_NAME)
                 )
         return self._resources

@@ -13,7 +13,15 @@ from autopilot.ops.context import (
     iter_pages,
     run_command,
 )
-from lambdas.common.constants import ITEM_PRODUCTION, ITEM_SERVING, ITEM_TRAINING, PROJECT_PK_PREFIX
+from lambdas.common.constants import (
+    ITEM_PRODUCTION,
+    ITEM_SERVING,
+    ITEM_TRAINING,
+    OUTPUT_DEAD_LETTER_QUEUES,
+    OUTPUT_WORK_QUEUES,
+    PROJECT_PK_PREFIX,
+    STACK_OUTPUTS,
+)
 from lambdas.common.settings import AppSettings
 
 RUNNING_STATUSES = ("RUNNING", "STARTING", "STOPPING")
@@ -35,6 +43,19 @@ def configured_projects(context: Context) -> list[str]:
     name = context.resources.find(SETTINGS_PARAMETER)
     raw = context.client("ssm").get_parameter(Name=name)["Parameter"]["Value"]
     return sorted(AppSettings.from_json(raw).projects)
+
+
+def stack_status(context: Context) -> dict[str, Any]:
+    """Every resource of the stack, found through its output; the messages waiting in each queue."""
+    outputs = {key: context.resources.find(key) for key in STACK_OUTPUTS}
+    sqs = context.client("sqs")
+    waiting = {}
+    for key in (*OUTPUT_WORK_QUEUES, *OUTPUT_DEAD_LETTER_QUEUES):
+        attributes = sqs.get_queue_attributes(
+            QueueUrl=outputs[key], AttributeNames=["ApproximateNumberOfMessages"]
+        )["Attributes"]
+        waiting[key] = int(attributes.get("ApproximateNumberOfMessages", 0))
+    return {"outputs": outputs, "messages_waiting": waiting}
 
 
 def _state_items(context: Context, project: str) -> dict[str, dict[str, Any]]:
@@ -111,8 +132,12 @@ def _plain(item: dict[str, Any] | None) -> dict[str, Any] | None:
     return {key: value for key, value in item.items() if key not in ("pk", "sk")}
 
 
-def render(statuses: list[dict[str, Any]]) -> str:
+def render(statuses: list[dict[str, Any]], stack: dict[str, Any] | None = None) -> str:
     lines = []
+    if stack is not None:
+        dead = {key: n for key, n in stack["messages_waiting"].items() if key in OUTPUT_DEAD_LETTER_QUEUES}
+        stuck = ", ".join(f"{key} {n}" for key, n in dead.items() if n) or "none"
+        lines.append(f"stack: {len(stack['outputs'])} resources found; dead-letter messages: {stuck}")
     for status in statuses:
         lines.append(f"project {status['project']}" + ("" if status["exists"] else " (not created yet)"))
         for dataset in status["datasets"]:
@@ -133,7 +158,8 @@ def render(statuses: list[dict[str, Any]]) -> str:
 
 
 def status(context: Context) -> int:
+    stack = stack_status(context)
     projects = context.args.project or configured_projects(context)
     statuses = [project_status(context, project) for project in projects]
-    context.emit({"projects": statuses}, lambda: render(statuses))
+    context.emit({"stack": stack, "projects": statuses}, lambda: render(statuses, stack))
     return 0

@@ -11,13 +11,13 @@ from aws_cdk import Duration, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda_event_sources as event_sources
 from aws_cdk import aws_s3 as s3
-from aws_cdk import aws_s3_notifications as s3n
 from constructs import Construct
 
 from infra.constructs.function import AutopilotFunction
 from infra.constructs.nag import acknowledge_bucket_notifications_handler, acknowledge_iam5
 from infra.constructs.notifications import Notifications
-from infra.constructs.queues import work_queue
+from infra.constructs.queues import ScopedQueueDestination, work_queue
+from infra.constructs.rekognition_s3 import grant_detection_images_read
 from infra.constructs.serving import Serving
 from infra.constructs.storage import Storage
 from lambdas.common.constants import (
@@ -32,6 +32,7 @@ from lambdas.common.constants import (
     INFERENCE_FOLDER,
     RESULTS_FOLDER,
     REVIEW_FOLDER,
+    SERVICE_DETECTION,
 )
 from lambdas.common.settings import AppSettings
 
@@ -67,10 +68,11 @@ class Detection(Construct):
         )
         self.queue, self.dlq, self.dlq_alarm = queues.queue, queues.dlq, queues.dlq_alarm
 
+        destination = ScopedQueueDestination(self.queue, storage.key)
         for project in projects:
             storage.bucket.add_event_notification(
                 s3.EventType.OBJECT_CREATED,
-                s3n.SqsDestination(self.queue),
+                destination,
                 s3.NotificationKeyFilter(prefix=f"{project}/{INFERENCE_FOLDER}/"),
             )
 
@@ -80,6 +82,7 @@ class Detection(Construct):
             self,
             "Handler",
             handler="lambdas.detection.handler.handle",
+            service_name=SERVICE_DETECTION,
             description="event-based detection of images under <project>/inference/",
             environment={
                 ENV_DETECTIONS_TOPIC: notifications.detections_topic.topic_arn,
@@ -113,9 +116,15 @@ class Detection(Construct):
     ) -> None:
         role = self.handler.role
         projects = sorted(settings.projects)
+        # Rekognition reads the image with the caller's permissions; copying a tagged image (and
+        # its version) to <project>/review/ also reads its tags.
+        grant_detection_images_read(
+            role,
+            storage.bucket,
+            projects,
+            extra_actions=("s3:GetObjectTagging", "s3:GetObjectVersionTagging"),
+        )
         for project in projects:
-            # Rekognition reads the image with the caller's permissions.
-            storage.bucket.grant_read(role, f"{project}/{INFERENCE_FOLDER}/*")
             storage.bucket.grant_put(role, f"{project}/{RESULTS_FOLDER}/*")
             storage.bucket.grant_put(role, f"{project}/{REVIEW_FOLDER}/*")
         storage.state_table.grant(role, "dynamodb:GetItem", "dynamodb:UpdateItem")
@@ -155,9 +164,6 @@ class Detection(Construct):
             "Action::kms:GenerateDataKey*": "Publishing to the detections topic and re-queueing to the "
             "detection queue, both encrypted with the one stack key.",
             "Action::kms:ReEncrypt*": "Granted by the SQS send grant on the queue's own key only.",
-            "Action::s3:GetObject*": "Reads images (and their versions) under <project>/inference/ only.",
-            "Action::s3:GetBucket*": "Bucket metadata reads that come with the scoped object read grant.",
-            "Action::s3:List*": "Listing that comes with the scoped object read grant.",
             "Action::s3:Abort*": "Multipart clean-up for result and review writes under scoped prefixes.",
         }
         for project in projects:

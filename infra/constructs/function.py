@@ -88,6 +88,7 @@ class AutopilotFunction(Construct):
         construct_id: str,
         *,
         handler: str,
+        service_name: str,
         description: str,
         environment: dict[str, str],
         timeout: Duration | None = None,
@@ -96,6 +97,8 @@ class AutopilotFunction(Construct):
         log_retention: logs.RetentionDays = logs.RetentionDays.ONE_MONTH,
     ) -> None:
         super().__init__(scope, construct_id)
+        # Powertools service name (a constant of lambdas.common.constants), unique per function.
+        self.service_name = service_name
         self.log_group = logs.LogGroup(
             self, "Logs", retention=log_retention, removal_policy=RemovalPolicy.DESTROY
         )
@@ -122,7 +125,7 @@ class AutopilotFunction(Construct):
             layers=[powertools_layer(self)],
             tracing=lambda_.Tracing.ACTIVE,
             environment={
-                "POWERTOOLS_SERVICE_NAME": construct_id,
+                "POWERTOOLS_SERVICE_NAME": service_name,
                 "POWERTOOLS_METRICS_NAMESPACE": "CustomLabelsAutopilot",
                 "POWERTOOLS_LOG_LEVEL": "INFO",
                 **environment,

@@ -18,13 +18,13 @@ from aws_cdk import Acknowledgment, Duration, Stack, Validations
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda_event_sources as event_sources
 from aws_cdk import aws_s3 as s3
-from aws_cdk import aws_s3_notifications as s3n
 from constructs import Construct
 
 from infra.constructs.function import AutopilotFunction
 from infra.constructs.nag import acknowledge_bucket_notifications_handler, iam5
 from infra.constructs.notifications import Notifications
-from infra.constructs.queues import work_queue
+from infra.constructs.queues import ScopedQueueDestination, work_queue
+from infra.constructs.rekognition_s3 import grant_dataset_images_read
 from infra.constructs.storage import Storage
 from lambdas.common.constants import (
     ENV_BUCKET,
@@ -37,6 +37,7 @@ from lambdas.common.constants import (
     ENV_STATE_TABLE,
     INGESTION_FOLDERS,
     PROJECT_PK_PREFIX,
+    SERVICE_INGESTION,
 )
 from lambdas.common.settings import AppSettings
 
@@ -75,6 +76,7 @@ class Ingestion(Construct):
             self,
             "Handler",
             handler="lambdas.ingestion.handler.handle",
+            service_name=SERVICE_INGESTION,
             description="labeling ingestion: S3 uploads to Rekognition Custom Labels dataset entries",
             environment={
                 ENV_BUCKET: storage.bucket.bucket_name,
@@ -101,11 +103,12 @@ class Ingestion(Construct):
             )
         )
 
+        destination = ScopedQueueDestination(self.queue, storage.key)
         for project in projects:
             for folder in INGESTION_FOLDERS:
                 storage.bucket.add_event_notification(
                     s3.EventType.OBJECT_CREATED,
-                    s3n.SqsDestination(self.queue),
+                    destination,
                     s3.NotificationKeyFilter(prefix=f"{project}/{folder}/"),
                 )
 
@@ -118,13 +121,9 @@ class Ingestion(Construct):
         role = self.handler.role
         stack = Stack.of(self)
         projects = sorted(settings.projects)
-        # Read uploads (images, manifests) and, for Rekognition, the images of the project.
-        role.add_to_principal_policy(
-            iam.PolicyStatement(
-                actions=["s3:GetObject", "s3:GetObjectVersion"],
-                resources=[storage.bucket.arn_for_objects(f"{p}/*") for p in projects],
-            )
-        )
+        # Reads uploads (images, manifests); UpdateDatasetEntries reads the project's images with
+        # this role's permissions: the guide's S3 read actions on the bucket and project prefixes.
+        grant_dataset_images_read(role, storage.bucket, projects)
         # Delayed flush requests to its own queue, and lifecycle events; both encrypted with the key.
         role.add_to_principal_policy(
             iam.PolicyStatement(actions=["sqs:SendMessage"], resources=[self.queue.queue_arn])

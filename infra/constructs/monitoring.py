@@ -202,9 +202,9 @@ class Monitoring(Construct):
 
     @staticmethod
     def _service_of(concern: Any) -> str | None:
-        """POWERTOOLS_SERVICE_NAME of a concern's first function: its AutopilotFunction construct id."""
+        """POWERTOOLS_SERVICE_NAME of a concern's first function."""
         wrappers = _collect(concern, "functions")
-        return str(wrappers[0].node.id) if wrappers else None
+        return str(wrappers[0].service_name) if wrappers else None
 
     def _alarm(
         self,

@@ -8,12 +8,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from aws_cdk import Acknowledgment, Duration, Validations
+import jsii
+from aws_cdk import Acknowledgment, Duration, Stack, Validations
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
+from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
+from aws_cdk.interfaces.aws_s3 import IBucketRef
 from constructs import Construct
 
 DEAD_LETTER_RETENTION = Duration.days(14)
@@ -99,3 +103,51 @@ def work_queue(
         description=f"{what} failed repeatedly and wait in the dead-letter queue: inspect, fix, redrive",
     )
     return WorkQueue(queue=queue, dlq=dlq, dlq_alarm=alarm)
+
+
+@jsii.implements(s3.IBucketNotificationDestination)
+class ScopedQueueDestination:
+    """S3 object notifications to a KMS-encrypted queue, S3's access scoped to one bucket and account.
+
+    CDK's SqsDestination also adds an unconditioned key statement for s3.amazonaws.com; here both
+    the queue policy and the key policy carry aws:SourceArn (the bucket) and aws:SourceAccount, the
+    keys S3 sends with its notifications (S3 User Guide, "Granting permissions to publish event
+    notification messages to a destination").
+    """
+
+    def __init__(self, queue: sqs.Queue, key: kms.IKey) -> None:
+        self.queue = queue
+        self.key = key
+        self._bound: set[str] = set()
+
+    def bind(self, scope: Construct, bucket: IBucketRef) -> s3.BucketNotificationDestinationConfig:
+        bucket_arn = bucket.bucket_ref.bucket_arn
+        if bucket.node.path not in self._bound:
+            self._bound.add(bucket.node.path)
+            conditions = {
+                "ArnLike": {"aws:SourceArn": bucket_arn},
+                "StringEquals": {"aws:SourceAccount": Stack.of(self.queue).account},
+            }
+            principal = iam.ServicePrincipal("s3.amazonaws.com")
+            self.queue.add_to_resource_policy(
+                iam.PolicyStatement(
+                    principals=[principal],
+                    actions=["sqs:SendMessage", "sqs:GetQueueAttributes", "sqs:GetQueueUrl"],
+                    resources=[self.queue.queue_arn],
+                    conditions=conditions,
+                )
+            )
+            self.key.add_to_resource_policy(
+                iam.PolicyStatement(
+                    principals=[principal],
+                    actions=["kms:Decrypt", "kms:GenerateDataKey*"],
+                    resources=["*"],
+                    conditions=conditions,
+                ),
+                True,
+            )
+        return s3.BucketNotificationDestinationConfig(
+            arn=self.queue.queue_arn,
+            type=s3.BucketNotificationDestinationType.QUEUE,
+            dependencies=[self.queue],
+        )

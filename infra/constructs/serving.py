@@ -18,6 +18,7 @@ from aws_cdk import Duration, RemovalPolicy, Stack
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as events_targets
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda_destinations as destinations
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_scheduler as scheduler
 from aws_cdk import aws_scheduler_targets as scheduler_targets
@@ -27,6 +28,7 @@ from constructs import Construct
 from infra.constructs.function import AutopilotFunction
 from infra.constructs.nag import acknowledge_iam5
 from infra.constructs.notifications import Notifications
+from infra.constructs.queues import dead_letter_queue
 from infra.constructs.storage import Storage
 from infra.step_functions_errors import rekognition_error, transient_errors
 from lambdas.common.constants import (
@@ -46,6 +48,7 @@ from lambdas.common.constants import (
     FEATURE_CUSTOM_LABELS,
     ITEM_SERVING,
     PROJECT_PK_PREFIX,
+    SERVICE_MODEL_CONTROLLER,
     STATE_PK,
     STATE_SK,
     TRANSITION_START,
@@ -425,6 +428,7 @@ class Serving(Construct):
             self,
             "Controller",
             handler="lambdas.serving.controller.handle",
+            service_name=SERVICE_MODEL_CONTROLLER,
             description="the model controller: starts and stops Custom Labels models on demand",
             environment={
                 ENV_STATE_TABLE: storage.state_table.table_name,
@@ -460,11 +464,25 @@ class Serving(Construct):
                 ),
                 "Resource::*": "rekognition:DescribeProjects has no resource-level permissions; X-Ray trace "
                 "segments accept only '*'.",
-                "Action::kms:GenerateDataKey*": "SNS publish to the topic encrypted with the stack key; "
+                "Action::kms:GenerateDataKey*": "SNS publish to the topic, and failed asynchronous "
+                "invocations sent to the control dead-letter queue, both encrypted with the stack key; "
                 "the grant is limited to that one key.",
+                "Action::kms:ReEncrypt*": "The on-failure destination queue is encrypted with the stack key; "
+                "CDK's SQS send grant on that one key.",
             },
         )
         self.functions = [self.controller]
+        # On-demand control requests (CLI, detection) that EventBridge could not deliver, or whose
+        # asynchronous invocation still failed after Lambda's retries, are kept here (with an alarm).
+        self.dlq = dead_letter_queue(
+            self,
+            "ControlDlq",
+            key=storage.key,
+            holds="model control requests that could not be delivered or failed after retries",
+        )
+        self.controller.function.configure_async_invoke(
+            on_failure=destinations.SqsDestination(self.dlq), retry_attempts=2
+        )
 
         # --- triggers -----------------------------------------------------------------------
         self.schedules: list[scheduler.Schedule] = []
@@ -512,7 +530,10 @@ class Serving(Construct):
             ),
             targets=[
                 events_targets.LambdaFunction(
-                    self.controller.function, retry_attempts=2, max_event_age=Duration.minutes(15)
+                    self.controller.function,
+                    dead_letter_queue=self.dlq,
+                    retry_attempts=2,
+                    max_event_age=Duration.minutes(15),
                 )
             ],
         )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from aws_cdk import Duration, RemovalPolicy, Stack
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
@@ -12,6 +14,16 @@ from constructs import Construct
 
 from lambdas.common.constants import STATE_PK, STATE_SK, STATE_TTL_ATTRIBUTE
 from lambdas.common.settings import AppSettings
+
+
+def cloudwatch_alarm_conditions(stack: Stack) -> dict[str, Any]:
+    """Conditions that limit the CloudWatch service principal to the alarms of the stack's account."""
+    return {
+        "StringEquals": {"aws:SourceAccount": stack.account},
+        "ArnLike": {
+            "aws:SourceArn": f"arn:{stack.partition}:cloudwatch:{stack.region}:{stack.account}:alarm:*"
+        },
+    }
 
 
 class Storage(Construct):
@@ -27,8 +39,7 @@ class Storage(Construct):
             description="Encrypts the autopilot topics, queues and tables",
             removal_policy=RemovalPolicy.DESTROY,
         )
-        for principal in ("s3.amazonaws.com", "cloudwatch.amazonaws.com", "events.amazonaws.com"):
-            self.key.grant(iam.ServicePrincipal(principal), "kms:Decrypt", "kms:GenerateDataKey*")
+        self._grant_service_senders(self.key)
 
         self.access_logs = s3.Bucket(
             self,
@@ -90,6 +101,39 @@ class Storage(Construct):
             description="Custom Labels Autopilot settings (cdk.json context, merged per project)",
             string_value=settings.to_json(),
             tier=ssm.ParameterTier.STANDARD if len(settings.to_json()) < 4000 else ssm.ParameterTier.ADVANCED,
+        )
+
+    def _grant_service_senders(self, key: kms.Key) -> None:
+        """Key use for the services that send into the stack's encrypted topics and queues.
+
+        - CloudWatch publishes alarm notifications to the lifecycle topic: scoped to this account
+          and its alarms (aws:SourceAccount, aws:SourceArn), as the CloudWatch and SNS guides show.
+        - S3 sends object notifications to the ingestion and detection queues: the statement comes
+          with each queue's notifications (queues.ScopedQueueDestination), scoped to the data
+          bucket (aws:SourceArn) and this account (aws:SourceAccount).
+        - EventBridge sends undeliverable events to the rule dead-letter queues. The EventBridge
+          guide's key statement for an encrypted dead-letter queue carries no condition, and no
+          page we found says EventBridge passes aws:SourceArn / aws:SourceAccount to KMS for it;
+          a condition it does not meet would drop dead letters without a trace. So the statement
+          stays unconditioned, limited to the two actions (see docs/architecture.md).
+        """
+        stack = Stack.of(self)
+        key.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="CloudWatchAlarmsUseKey",
+                principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+                actions=["kms:Decrypt", "kms:GenerateDataKey*"],
+                resources=["*"],
+                conditions=cloudwatch_alarm_conditions(stack),
+            )
+        )
+        key.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="EventBridgeDeadLettersUseKey",
+                principals=[iam.ServicePrincipal("events.amazonaws.com")],
+                actions=["kms:Decrypt", "kms:GenerateDataKey*"],
+                resources=["*"],
+            )
         )
 
     def _grant_rekognition_service(self, bucket: s3.Bucket) -> None:

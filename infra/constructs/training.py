@@ -14,6 +14,7 @@ Lambdas carry the logic (preflight, gate, promotion, retention, failure report, 
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from aws_cdk import Duration, RemovalPolicy, Stack
@@ -33,6 +34,7 @@ from infra.constructs.function import AutopilotFunction
 from infra.constructs.nag import acknowledge_iam5
 from infra.constructs.notifications import Notifications
 from infra.constructs.queues import dead_letter_queue
+from infra.constructs.rekognition_s3 import grant_dataset_images_read, grant_training_output_write
 from infra.constructs.storage import Storage
 from infra.step_functions_errors import busy_errors, transient_errors
 from lambdas.common.constants import (
@@ -51,6 +53,7 @@ from lambdas.common.constants import (
     EVENT_TRAINING_DATASET_SPLIT,
     EVENT_TRAINING_STARTED,
     FEATURE_CONTENT_MODERATION,
+    SERVICE_TRAINING_PREFIX,
     TRAINING_OUTPUT_FOLDER,
     VERSION_TAG_MANAGED_BY,
 )
@@ -233,6 +236,8 @@ class Training(Construct):
             self,
             f"{construct_id}Function",
             handler=f"{HANDLERS}.{handler}",
+            # "ExecutionEnd" -> "training-execution-end"
+            service_name=SERVICE_TRAINING_PREFIX + re.sub(r"(?<!^)(?=[A-Z])", "-", construct_id).lower(),
             description=description,
             environment=environment,
             timeout=timeout or Duration.seconds(120),
@@ -899,30 +904,11 @@ class Training(Construct):
             logs=sfn.LogOptions(destination=log_group, level=sfn.LogLevel.ALL, include_execution_data=True),
             comment="Custom Labels Autopilot: split, preflight, train, evaluate, promote, clean up",
         )
-        # Rekognition reads the dataset images and writes the training output with the caller's
-        # permissions (plus the bucket policy for its service principal).
-        machine.add_to_role_policy(
-            iam.PolicyStatement(
-                actions=["s3:PutObject"],
-                resources=[
-                    storage.bucket.arn_for_objects(f"{name}/{TRAINING_OUTPUT_FOLDER}/*")
-                    for name in sorted(self._settings.projects)
-                ],
-            )
-        )
-        machine.add_to_role_policy(
-            iam.PolicyStatement(
-                actions=["s3:GetObject", "s3:GetObjectVersion"],
-                resources=[
-                    storage.bucket.arn_for_objects(f"{name}/*") for name in sorted(self._settings.projects)
-                ],
-            )
-        )
-        machine.add_to_role_policy(
-            iam.PolicyStatement(
-                actions=["s3:GetBucketLocation", "s3:GetBucketAcl"], resources=[storage.bucket.bucket_arn]
-            )
-        )
+        # CreateProjectVersion and DistributeDatasetEntries read the dataset images, and training
+        # writes its output, with the caller's permissions: the guide's S3 actions for each use.
+        projects = sorted(self._settings.projects)
+        grant_dataset_images_read(machine.role, storage.bucket, projects)
+        grant_training_output_write(machine.role, storage.bucket, projects)
         # The SnsPublish tasks publish to the lifecycle topic, which is encrypted with the stack key:
         # sns:Publish alone is refused (KMS access denied), so grant the key use as well.
         self._topic.grant_publish(machine.role)

@@ -46,6 +46,52 @@ ENV_DETECTION_QUEUE_URL: Final = "DETECTION_QUEUE_URL"
 ENV_EVENT_BUS: Final = "EVENT_BUS_NAME"
 
 # ---------------------------------------------------------------------------
+# Powertools service names (POWERTOOLS_SERVICE_NAME), one per function: the "service" dimension
+# of its metrics and the "service" key of its logs, so no two functions' metrics merge.
+# ---------------------------------------------------------------------------
+SERVICE_INGESTION: Final = "ingestion"
+SERVICE_DETECTION: Final = "detection"
+SERVICE_MODEL_CONTROLLER: Final = "model-controller"
+# Training functions: this prefix + the function's role in the workflow (training-trigger, ...).
+SERVICE_TRAINING_PREFIX: Final = "training-"
+
+# ---------------------------------------------------------------------------
+# Stack outputs (CfnOutput ids, the OutputKey of DescribeStacks). The operator CLI finds every
+# resource through these on AWS, and the local runtime resolves the same outputs from the template.
+# ---------------------------------------------------------------------------
+OUTPUT_DATA_BUCKET: Final = "DataBucketName"
+OUTPUT_STATE_TABLE: Final = "StateTableName"
+OUTPUT_SETTINGS_PARAMETER: Final = "SettingsParameterName"
+OUTPUT_LIFECYCLE_TOPIC: Final = "LifecycleTopicArn"
+OUTPUT_DETECTIONS_TOPIC: Final = "DetectionsTopicArn"
+OUTPUT_TRAINING_STATE_MACHINE: Final = "TrainingStateMachineArn"
+OUTPUT_MODEL_CONTROL_STATE_MACHINE: Final = "ModelControlStateMachineArn"
+OUTPUT_INGESTION_QUEUE: Final = "IngestionQueueUrl"
+OUTPUT_INGESTION_DEAD_LETTER_QUEUE: Final = "IngestionDeadLetterQueueUrl"
+OUTPUT_DETECTION_QUEUE: Final = "DetectionQueueUrl"
+OUTPUT_DETECTION_DEAD_LETTER_QUEUE: Final = "DetectionDeadLetterQueueUrl"
+OUTPUT_TRAINING_TRIGGER_DEAD_LETTER_QUEUE: Final = "TrainingTriggerDeadLetterQueueUrl"
+OUTPUT_MODEL_CONTROL_DEAD_LETTER_QUEUE: Final = "ModelControlDeadLetterQueueUrl"
+OUTPUT_WORK_QUEUES: Final = (OUTPUT_INGESTION_QUEUE, OUTPUT_DETECTION_QUEUE)
+OUTPUT_DEAD_LETTER_QUEUES: Final = (
+    OUTPUT_INGESTION_DEAD_LETTER_QUEUE,
+    OUTPUT_DETECTION_DEAD_LETTER_QUEUE,
+    OUTPUT_TRAINING_TRIGGER_DEAD_LETTER_QUEUE,
+    OUTPUT_MODEL_CONTROL_DEAD_LETTER_QUEUE,
+)
+STACK_OUTPUTS: Final = (
+    OUTPUT_DATA_BUCKET,
+    OUTPUT_STATE_TABLE,
+    OUTPUT_SETTINGS_PARAMETER,
+    OUTPUT_LIFECYCLE_TOPIC,
+    OUTPUT_DETECTIONS_TOPIC,
+    OUTPUT_TRAINING_STATE_MACHINE,
+    OUTPUT_MODEL_CONTROL_STATE_MACHINE,
+    *OUTPUT_WORK_QUEUES,
+    *OUTPUT_DEAD_LETTER_QUEUES,
+)
+
+# ---------------------------------------------------------------------------
 # State table (DynamoDB, single table). Partition key "pk" = "PROJECT#<name>", sort key "sk"
 # = one of the item kinds below.
 # ---------------------------------------------------------------------------

@@ -27,7 +27,8 @@ def test_construct_exposes_queue_dlq_and_functions(synthesized: tuple[Template, 
 
 
 def test_queues_are_encrypted_with_a_dead_letter_queue(template: Template) -> None:
-    template.resource_count_is("AWS::SQS::Queue", 2)
+    # detection's queue and its dead-letter queue, and serving's model control dead-letter queue
+    template.resource_count_is("AWS::SQS::Queue", 3)
     template.has_resource_properties(
         "AWS::SQS::Queue",
         {

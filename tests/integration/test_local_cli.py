@@ -113,6 +113,40 @@ def test_status_lists_datasets_versions_and_production(stack: LocalRuntime) -> N
     assert project["production"]["version_name"] == production[0]["name"]
 
 
+def test_status_finds_every_resource_through_the_stack_outputs(stack: LocalRuntime) -> None:
+    # Given the stack file the local stack wrote, which holds the outputs as DescribeStacks would
+    stack_file = json.loads(Path(os.environ["AUTOPILOT_STACK_FILE"]).read_text(encoding="utf-8"))
+    # When
+    code, output = cli("status", "--project", PROJECT)
+    # Then every declared output is found, each resolved to the provisioned resource
+    assert code == 0
+    found = output["stack"]["outputs"]
+    assert found == stack_file["outputs"] == stack.outputs()
+    assert set(found) == {
+        "DataBucketName",
+        "StateTableName",
+        "SettingsParameterName",
+        "LifecycleTopicArn",
+        "DetectionsTopicArn",
+        "TrainingStateMachineArn",
+        "ModelControlStateMachineArn",
+        "IngestionQueueUrl",
+        "IngestionDeadLetterQueueUrl",
+        "DetectionQueueUrl",
+        "DetectionDeadLetterQueueUrl",
+        "TrainingTriggerDeadLetterQueueUrl",
+        "ModelControlDeadLetterQueueUrl",
+    }
+    assert found["DataBucketName"] in {b["Name"] for b in boto3.client("s3").list_buckets()["Buckets"]}
+    machines = boto3.client("stepfunctions").list_state_machines()["stateMachines"]
+    assert {found["TrainingStateMachineArn"], found["ModelControlStateMachineArn"]} <= {
+        m["stateMachineArn"] for m in machines
+    }
+    # and the queues answered: no dead letters in a healthy run
+    waiting = output["stack"]["messages_waiting"]
+    assert waiting["IngestionDeadLetterQueueUrl"] == 0 and waiting["DetectionDeadLetterQueueUrl"] == 0
+
+
 def test_status_of_all_configured_projects(stack: LocalRuntime) -> None:
     code, output = cli("status")
     assert code == 0

@@ -13,6 +13,7 @@ import pytest
 
 from autopilot.local.runtime import LocalRuntime, running_stack
 from autopilot.local.template import synth_template
+from lambdas.common.constants import OUTPUT_DATA_BUCKET
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("local-stack")]
 
@@ -35,10 +36,10 @@ def _keys_seen_by(runtime: LocalRuntime, function_part: str) -> set[str]:
 def _upload_and_pump(template: dict[str, Any], keys: list[str]) -> tuple[set[str], set[str], LocalRuntime]:
     with running_stack(template, clock_speed=1, start_pump=False) as runtime:
         runtime.pause_schedules("")  # no ticks: only S3 events matter here
-        (bucket,) = runtime.find("AWS::S3::Bucket", "Storage/Data")
+        bucket = runtime.output(OUTPUT_DATA_BUCKET)
         s3 = boto3.client("s3")
         for key in keys:
-            s3.put_object(Bucket=runtime.physical(bucket), Key=key, Body=b"not really an image")
+            s3.put_object(Bucket=bucket, Key=key, Body=b"not really an image")
         runtime.run_until(lambda: False, timeout_s=8)
         return _keys_seen_by(runtime, "Ingestion"), _keys_seen_by(runtime, "Detection"), runtime
 

@@ -38,6 +38,9 @@ from lambdas.common.constants import (
     EVENT_VERSION_PROMOTED,
     EVENT_VERSION_REJECTED,
     ITEM_TRAINING,
+    OUTPUT_DATA_BUCKET,
+    OUTPUT_SETTINGS_PARAMETER,
+    OUTPUT_STATE_TABLE,
 )
 from lambdas.common.production import ProductionRecord, get_production
 from lambdas.common.settings import ProjectSettings, load_cdk_context, settings_from_context
@@ -93,7 +96,7 @@ class Harness:
         return self.engine.client()
 
     def trigger(self, project: str, force: bool = False) -> dict[str, Any]:
-        (name,) = self.runtime.function_names("TrainingTrigger")
+        (name,) = self.runtime.function_names("Training/TriggerFunction/")
         invocation = self.runtime.lambdas.invoke(name, {"project": project, "force": force, "source": "test"})
         assert invocation.error is None, invocation.error
         return dict(invocation.result)
@@ -230,13 +233,13 @@ def harness(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Harness]:
         running_engine(time_scale=0.002) as engine,
         running_stack(template, extra_environment={"AWS_ENDPOINT_URL_REKOGNITION": engine.url}) as runtime,
     ):
-        parameter = runtime.physical(runtime.find("AWS::SSM::Parameter", "StorageSettings")[0])
+        parameter = runtime.output(OUTPUT_SETTINGS_PARAMETER)
         runtime.client("ssm").put_parameter(
             Name=parameter, Value=settings_from_context(context).to_json(), Type="String", Overwrite=True
         )
         config.clear_cache()
-        bucket = runtime.physical(runtime.find("AWS::S3::Bucket", "StorageData")[0])
-        table = runtime.physical(runtime.find("AWS::DynamoDB::GlobalTable", "StorageState")[0])
+        bucket = runtime.output(OUTPUT_DATA_BUCKET)
+        table = runtime.output(OUTPUT_STATE_TABLE)
         yield Harness(runtime, engine, bucket, table)
     config.clear_cache()
 

@@ -31,8 +31,7 @@ def _messages(runtime: LocalRuntime) -> list[Any]:
 
 
 def _bucket(runtime: LocalRuntime) -> str:
-    (bucket,) = runtime.find("AWS::S3::Bucket", "Data")
-    return runtime.physical(bucket)
+    return runtime.output("DataBucketName")
 
 
 def test_upload_under_the_prefix_reaches_the_handler_and_others_do_not(runtime: LocalRuntime) -> None:
@@ -97,7 +96,7 @@ def test_schedule_rule_fires_on_the_accelerated_clock(runtime: LocalRuntime) -> 
 def test_async_failures_follow_the_event_invoke_config(runtime: LocalRuntime) -> None:
     # Given a function with retry_attempts=0 and an SQS on-failure destination, behind a rule
     events = boto3.client("events")
-    (failures,) = runtime.find("AWS::SQS::Queue", "Failures")
+    failures = runtime.output("FailuresQueueUrl")
     # When a matching event is put
     events.put_events(Entries=[{"Source": "wiring.test", "DetailType": "Fail Requested", "Detail": "{}"}])
     # Then it ran once (no retries) and the event went to the destination queue
@@ -105,7 +104,7 @@ def test_async_failures_follow_the_event_invoke_config(runtime: LocalRuntime) ->
 
     def delivered() -> bool:
         attributes = sqs.get_queue_attributes(
-            QueueUrl=runtime.physical(failures), AttributeNames=["ApproximateNumberOfMessages"]
+            QueueUrl=failures, AttributeNames=["ApproximateNumberOfMessages"]
         )["Attributes"]
         return int(attributes["ApproximateNumberOfMessages"]) == 1
 

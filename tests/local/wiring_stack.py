@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_cdk import App, Duration, Stack
+from aws_cdk import App, CfnOutput, Duration, Stack
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_lambda as lambda_
@@ -101,5 +101,8 @@ def build_wiring_template(outdir: str, prefix: str = "digits/train/") -> dict[st
         event_pattern=events.EventPattern(source=["wiring.test"], detail_type=["Fail Requested"]),
         targets=[targets.LambdaFunction(failer)],
     )
+    # Found through outputs, as the application stack's resources are.
+    CfnOutput(stack, "DataBucketName", value=bucket.bucket_name)
+    CfnOutput(stack, "FailuresQueueUrl", value=failures.queue_url)
     assembly = app.synth()
     return dict(assembly.get_stack_by_name("WiringTest").template)

@@ -7,10 +7,20 @@ import json
 import os
 from pathlib import Path
 
+import boto3
 import pytest
+from botocore.exceptions import ClientError
+from botocore.stub import Stubber
 
 from autopilot.cli import build_parser, main
-from autopilot.ops.context import EXIT_NOT_FOUND, CommandError, StackResources, load_env_file, parse_env_file
+from autopilot.ops.context import (
+    EXIT_NOT_FOUND,
+    CommandError,
+    Context,
+    StackOutputs,
+    load_env_file,
+    parse_env_file,
+)
 from autopilot.ops.datasets import entry_request
 from autopilot.ops.tail import format_event
 
@@ -108,18 +118,106 @@ def test_missing_env_file_is_exit_code_3(tmp_path: Path, capsys: pytest.CaptureF
     assert "does not exist" in capsys.readouterr().err
 
 
-def test_stack_resources_find_by_logical_id_prefix(tmp_path: Path) -> None:
+def test_stack_outputs_from_the_local_stack_file(tmp_path: Path) -> None:
+    # Given the stack file `autopilot local serve` writes
     stack_file = tmp_path / "stack.json"
-    stack_file.write_text(
-        json.dumps({"resources": {"StorageData6BB23F4E": "bucket", "StorageDataPolicy6B7BFF8E": "policy"}}),
-        encoding="utf-8",
-    )
-    resources = StackResources.from_file(stack_file)
-    assert resources.find("StorageData") == "bucket"
-    assert resources.find("Missing", required=False) is None
+    stack_file.write_text(json.dumps({"outputs": {"DataBucketName": "bucket-1"}}), encoding="utf-8")
+    # When the outputs are read
+    outputs = StackOutputs.from_file(stack_file)
+    # Then an output is found by its key, a missing one is a clear exit-code-3 error
+    assert outputs.find("DataBucketName") == "bucket-1"
+    assert outputs.find("StateTableName", required=False) is None
     with pytest.raises(CommandError) as missing:
-        resources.find("Missing")
-    assert missing.value.code == EXIT_NOT_FOUND
+        outputs.find("StateTableName")
+    assert missing.value.code == EXIT_NOT_FOUND and "StateTableName" in str(missing.value)
+
+
+def _cloudformation() -> tuple[object, Stubber]:
+    client = boto3.client(
+        "cloudformation", region_name="eu-west-1", aws_access_key_id="x", aws_secret_access_key="x"
+    )
+    return client, Stubber(client)
+
+
+def test_stack_outputs_from_describe_stacks() -> None:
+    # Given a deployed stack whose DescribeStacks answer carries the outputs
+    client, stubber = _cloudformation()
+    stubber.add_response(
+        "describe_stacks",
+        {
+            "Stacks": [
+                {
+                    "StackName": "CustomLabelsAutopilot",
+                    "CreationTime": "2026-01-01T00:00:00Z",
+                    "StackStatus": "UPDATE_COMPLETE",
+                    "Outputs": [
+                        {"OutputKey": "DataBucketName", "OutputValue": "customlabels-data-1"},
+                        {
+                            "OutputKey": "TrainingStateMachineArn",
+                            "OutputValue": "arn:aws:states:eu-west-1:111122223333:stateMachine:Training",
+                        },
+                    ],
+                }
+            ]
+        },
+        {"StackName": "CustomLabelsAutopilot"},
+    )
+    # When the CLI reads them
+    with stubber:
+        outputs = StackOutputs.from_cloudformation(client, "CustomLabelsAutopilot")
+    # Then each is found by its OutputKey, nothing is looked up by logical id
+    stubber.assert_no_pending_responses()
+    assert outputs.find("DataBucketName") == "customlabels-data-1"
+    assert outputs.find("TrainingStateMachineArn") == (
+        "arn:aws:states:eu-west-1:111122223333:stateMachine:Training"
+    )
+    assert "CloudFormation stack CustomLabelsAutopilot" in outputs.source
+
+
+def test_a_missing_stack_tells_how_to_deploy_it() -> None:
+    client, stubber = _cloudformation()
+    stubber.add_client_error(
+        "describe_stacks",
+        service_error_code="ValidationError",
+        service_message="Stack with id CustomLabelsAutopilot does not exist",
+        http_status_code=400,
+    )
+    with stubber, pytest.raises(CommandError) as missing:
+        StackOutputs.from_cloudformation(client, "CustomLabelsAutopilot")
+    assert missing.value.code == EXIT_NOT_FOUND and "cdk deploy" in str(missing.value)
+
+
+def test_other_describe_stacks_errors_are_not_hidden() -> None:
+    client, stubber = _cloudformation()
+    stubber.add_client_error("describe_stacks", service_error_code="AccessDenied", http_status_code=403)
+    with stubber, pytest.raises(ClientError):
+        StackOutputs.from_cloudformation(client, "CustomLabelsAutopilot")
+
+
+def test_context_reads_the_outputs_from_cloudformation_without_a_stack_file(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given no local stack file: the context asks CloudFormation (DescribeStacks) for the named stack
+    monkeypatch.delenv("AUTOPILOT_STACK_FILE", raising=False)
+    client, stubber = _cloudformation()
+    stubber.add_response(
+        "describe_stacks",
+        {
+            "Stacks": [
+                {
+                    "StackName": "Other",
+                    "CreationTime": "2026-01-01T00:00:00Z",
+                    "StackStatus": "CREATE_COMPLETE",
+                    "Outputs": [{"OutputKey": "StateTableName", "OutputValue": "state"}],
+                }
+            ]
+        },
+        {"StackName": "Other"},
+    )
+    context = Context(argparse.Namespace(stack_name="Other", region="eu-west-1"))
+    context._clients["cloudformation"] = client
+    with stubber:
+        assert context.resources.find("StateTableName") == "state"
 
 
 def test_events_are_formatted_for_people() -> None:

@@ -152,7 +152,8 @@ def test_update_waits_out_in_progress_and_resource_in_use_then_waits_for_complet
     stubber.add_response("describe_dataset", described("UPDATE_IN_PROGRESS", 5), arn)
     stubber.add_response("describe_dataset", described("UPDATE_COMPLETE", 6), arn)
     result = gateway.update_entries(TRAIN_ARN, b'{"source-ref":"s3://b/k"}', deadline=1000)
-    assert result["DatasetStats"]["TotalEntries"] == 6
+    assert result.before["DatasetStats"]["TotalEntries"] == 5
+    assert result.after["DatasetStats"]["TotalEntries"] == 6
     assert len(clock.sleeps) == 3
 
 

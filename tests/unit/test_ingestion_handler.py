@@ -183,6 +183,19 @@ def test_a_late_redelivery_after_a_relabel_leaves_the_new_label(world: OfflineIn
     assert entry["cls-metadata"]["class-name"] == "dog" and "autopilot-label" not in entry
 
 
+def test_a_corrected_manifest_re_uploaded_under_the_same_key_is_applied(world: OfflineIngestion) -> None:
+    # Given a manifest uploaded and applied (moto sends the notifications, as the local runtime does)
+    key = "digits/manifests/train/labels.manifest"
+    world.put(key, manifest_line(world, "digits/images/a.png", "cat").encode())
+    world.drain()
+    # When a corrected version is uploaded under the same key
+    world.put(key, manifest_line(world, "digits/images/a.png", "dog").encode())
+    world.drain()
+    # Then the correction is applied (a new version and sequencer: not a duplicate)
+    (entry,) = world.dataset_entries("digits", "TRAIN")
+    assert entry["cls-metadata"]["class-name"] == "dog"
+
+
 def test_manifest_lines_are_applied_and_bad_lines_reported_by_number(world: OfflineIngestion) -> None:
     # Given a manifest with two image-level lines, two bad lines and one object-localization line,
     # in a project whose first line makes it an image-level project

@@ -312,3 +312,48 @@ def test_unexpected_error_fails_only_its_record(
     report = world.drain()
     names = sorted(e["source-ref"].rsplit("/", 1)[1] for e in world.dataset_entries("digits", "TRAIN"))
     assert names == ["a.png", "c.png", "flaky.png"] and report.failures == 0
+
+
+@pytest.mark.parametrize("content_error_fraction", [0.2, 0.0])
+def test_a_line_the_service_will_not_take_among_ten_costs_only_itself(
+    monkeypatch: pytest.MonkeyPatch, content_error_fraction: float
+) -> None:
+    """Whether the service removes a bad line and applies the rest (the Guide's documented 20%), or
+    fails the whole update for it (the share for updates is not documented), the app ends with the
+    nine good entries and one rejection carrying the service's reason."""
+    from lambdas.ingestion.lines import Line
+    from lambdas.ingestion.staging import StagingStore
+
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    with mock_aws(), running_engine(time_scale=0.001, content_error_fraction=content_error_fraction):
+        world = OfflineIngestion()
+        world.activate(monkeypatch)
+        # Given ten staged lines, one of them without source-ref in its JSON (a line our checks
+        # would never let through, staged directly to stand for any line the service refuses)
+        lines = [
+            Line(
+                f"s3://{world.bucket}/digits/images/{i}.png",
+                manifest_line(world, f"digits/images/{i}.png", "a"),
+            )
+            for i in range(9)
+        ]
+        bad = f"s3://{world.bucket}/digits/images/bad.png"
+        lines.insert(4, Line(bad, json.dumps({"cls": 0, "cls-metadata": {"class-name": "a"}})))
+        StagingStore(world.state_table).stage("digits", "TRAIN", lines, "2026-01-01T00:00:00.000Z#01")
+        # When a flush is requested and delivered
+        flush = {"type": handler.FLUSH_REQUEST, "project": "digits", "dataset_type": "TRAIN"}
+        world.invoke([{"Body": json.dumps(flush)}])
+        world.drain()
+        # Then nine entries, and one rejection for the bad line with its key and the service's reason
+        assert len(world.dataset_entries("digits", "TRAIN")) == 9
+        rejected = [r for e in events_of(world, EVENT_ENTRIES_REJECTED) for r in e["detail"]["rejections"]]
+        assert [(r["key"], r["location"]) for r in rejected] == [("digits/images/bad.png", bad)]
+        expected = "terminal content error" if content_error_fraction else "ERROR_TOO_MANY_RECORDS_IN_ERROR"
+        assert expected in rejected[0]["reason"]
+        applied = [e["detail"] for e in events_of(world, EVENT_ENTRIES_APPLIED)]
+        assert (
+            sum(a["entries_added"] for a in applied) == 9 and sum(a["entries_updated"] for a in applied) == 0
+        )
+    aws.reset_clients()
+    config.clear_cache()
+    handler.reset_runtime()

@@ -94,6 +94,8 @@ class Version:
     testing_data: dict[str, Any] | None = None
     training_output: dict[str, Any] | None = None
     testing_output: dict[str, Any] | None = None
+    training_validation: dict[str, Any] | None = None  # {"Assets": [...]}: manifest with validation
+    testing_validation: dict[str, Any] | None = None
     min_inference_units: int | None = None
     max_inference_units: int | None = None
     training_started: float = 0.0

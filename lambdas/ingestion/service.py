@@ -5,9 +5,14 @@ Two steps, so that S3 events never wait on Rekognition:
 
 1. `ingest_object` (per S3 event): route the key, validate, build or read the Ground Truth lines
    and stage them in the state table. The SQS message is then done.
-2. `flush_dataset` (per flush request, sent to the same queue with a delay after step 1): under
-   the dataset's lease, read everything staged, pack it into <= 5 MB calls, send them one after
-   the other waiting for UPDATE_COMPLETE, remove what was applied, report errors and counts.
+2. `Flusher.flush` (per flush request, sent to the same queue with a delay after step 1): under
+   the dataset's lease, read everything staged, skip lines not newer than the last one applied
+   for their source-ref, pack the rest into <= 5 MB calls, send them one after the other waiting
+   for UPDATE_COMPLETE, verify which lines are in the dataset (Rekognition removes lines with
+   content errors silently), remember their ordering tokens, remove the staged items, and report
+   rejections, errors and counts. Only a line's own fault costs the line: a CLIENT_ERROR update
+   is halved until the failing line stands alone; service errors are waited out with backoff for
+   a bounded time, the lines staying staged.
 
 Everything uploaded during the delay and during a running update is applied by the next flush,
 so a burst costs about ceil(total bytes / 5 MB) calls instead of one call per image.

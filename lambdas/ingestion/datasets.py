@@ -207,7 +207,7 @@ class DatasetGateway:
         if not wanted:
             return set()
         if len(wanted) <= PER_REF_LOOKUPS:
-            return {ref for ref in wanted if ref in self._listed(dataset_arn, ref, max_pages)}
+            return {ref for ref in sorted(wanted) if ref in self._listed(dataset_arn, ref, max_pages)}
         prefix = _common_prefix(sorted(wanted))
         return wanted & self._listed(dataset_arn, prefix if prefix.strip() else None, max_pages)
 

@@ -201,3 +201,49 @@ def test_entries_with_errors_pages_and_keeps_only_our_lines(stubbed) -> None:
     )
     found = gateway.entries_with_errors(TRAIN_ARN, ["s3://b/mine.png"])
     assert [(e.source_ref, e.errors[0]["code"]) for e in found] == [("s3://b/mine.png", "ERROR_X")]
+
+
+def test_a_dataset_being_deleted_is_waited_out_like_a_busy_one(stubbed) -> None:
+    stubber, gateway, _ = stubbed
+    for _ in range(3):
+        stubber.add_response("describe_dataset", described("DELETE_IN_PROGRESS"), {"DatasetArn": TRAIN_ARN})
+    with pytest.raises(DatasetBusy):
+        gateway.wait_until_idle(TRAIN_ARN, deadline=3.0)
+
+
+def entry(ref: str) -> str:
+    return json.dumps({"source-ref": ref, "l": 1})
+
+
+def test_present_looks_a_few_lines_up_one_by_one_and_exactly(stubbed) -> None:
+    stubber, gateway, _ = stubbed
+    request = {"DatasetArn": TRAIN_ARN, "MaxResults": 100}
+    # "a.png" is contained in "a.png.bak" too: only an exact match counts
+    stubber.add_response(
+        "list_dataset_entries",
+        {"DatasetEntries": [entry("s3://b/x/a.png.bak")]},
+        {**request, "SourceRefContains": "s3://b/x/a.png"},
+    )
+    stubber.add_response(
+        "list_dataset_entries",
+        {"DatasetEntries": [entry("s3://b/x/b.png")]},
+        {**request, "SourceRefContains": "s3://b/x/b.png"},
+    )
+    assert gateway.present(TRAIN_ARN, ["s3://b/x/a.png", "s3://b/x/b.png"]) == {"s3://b/x/b.png"}
+    stubber.assert_no_pending_responses()
+
+
+def test_present_lists_many_lines_by_their_common_prefix(stubbed) -> None:
+    stubber, gateway, _ = stubbed
+    refs = [f"s3://b/digits/train/{i}.png" for i in range(30)]
+    request = {"DatasetArn": TRAIN_ARN, "MaxResults": 100, "SourceRefContains": "s3://b/digits/train/"}
+    stubber.add_response(
+        "list_dataset_entries", {"DatasetEntries": [entry(r) for r in refs[:20]], "NextToken": "t"}, request
+    )
+    stubber.add_response(
+        "list_dataset_entries",
+        {"DatasetEntries": [entry(r) for r in refs[21:]]},
+        {**request, "NextToken": "t"},
+    )
+    assert gateway.present(TRAIN_ARN, refs) == set(refs) - {refs[20]}
+    stubber.assert_no_pending_responses()

@@ -357,3 +357,29 @@ def test_a_line_the_service_will_not_take_among_ten_costs_only_itself(
     aws.reset_clients()
     config.clear_cache()
     handler.reset_runtime()
+
+
+@pytest.mark.parametrize("throttling_status", [500, 400])
+def test_throttling_beyond_the_client_retries_is_waited_out(
+    monkeypatch: pytest.MonkeyPatch, throttling_status: int
+) -> None:
+    """The API reference gives HTTP 500 for ThrottlingException, the Guide 400 as well: either way
+    the lines wait, no record fails and nothing is rejected."""
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    with mock_aws(), running_engine(time_scale=0.001, throttling_status=throttling_status) as engine:
+        world = OfflineIngestion()
+        world.activate(monkeypatch)
+        world.invoke([world.upload("digits/train/0/first.png", png_bytes())])
+        world.drain()
+        # Given more throttles of UpdateDatasetEntries than boto3 retries in one call (5 attempts)
+        engine.faults.throttle("UpdateDatasetEntries", count=6)
+        world.invoke([world.upload(f"digits/train/1/img-{i}.png", png_bytes()) for i in range(5)])
+        # When every flush request is delivered (drain fails on any failed record)
+        world.drain(max_rounds=20)
+        # Then the throttles were used up and every image is an entry, none rejected
+        assert engine.faults.list() == []
+        assert len(world.dataset_entries("digits", "TRAIN")) == 6
+        assert events_of(world, EVENT_ENTRIES_REJECTED) == []
+    aws.reset_clients()
+    config.clear_cache()
+    handler.reset_runtime()

@@ -219,6 +219,7 @@ class Ingestion(Construct):
                 actions=[
                     "rekognition:CreateProject",
                     "rekognition:CreateDataset",
+                    "rekognition:DeleteDataset",  # only a dataset that CREATE_FAILED with SERVICE_ERROR
                     "rekognition:DescribeDataset",
                     "rekognition:UpdateDatasetEntries",
                     "rekognition:ListDatasetEntries",

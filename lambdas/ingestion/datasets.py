@@ -159,6 +159,11 @@ class DatasetGateway:
             description = self.describe(dataset_arn)
             status = description.get("Status", "")
             if status not in _BUSY_STATUSES:
+                if status == "CREATE_FAILED" and description.get("StatusMessageCode") == "SERVICE_ERROR":
+                    # The service's fault, and a dataset that failed to be created holds nothing:
+                    # delete it; once it is gone, ensure_project creates it again.
+                    self.client.delete_dataset(DatasetArn=dataset_arn)
+                    raise DatasetBusy(f"dataset {dataset_arn} failed to be created (service error); deleted")
                 if status == "CREATE_FAILED":
                     raise DatasetUnusable(
                         f"dataset {dataset_arn} is CREATE_FAILED: {description.get('StatusMessage', '')}; "

@@ -9,7 +9,13 @@ import boto3
 import pytest
 from botocore.stub import ANY, Stubber
 
-from lambdas.ingestion.datasets import DatasetBusy, DatasetGateway, UpdateFailed, UpdateStillRunning
+from lambdas.ingestion.datasets import (
+    DatasetBusy,
+    DatasetGateway,
+    DatasetUnusable,
+    UpdateFailed,
+    UpdateStillRunning,
+)
 
 PROJECT_ARN = "arn:aws:rekognition:us-east-1:123456789012:project/digits/1700000000000"
 TRAIN_ARN = f"{PROJECT_ARN.rsplit('/', 1)[0]}/dataset/train/1700000000001"
@@ -247,3 +253,23 @@ def test_present_lists_many_lines_by_their_common_prefix(stubbed) -> None:
     )
     assert gateway.present(TRAIN_ARN, refs) == set(refs) - {refs[20]}
     stubber.assert_no_pending_responses()
+
+
+def test_a_dataset_that_failed_to_be_created_by_a_service_error_is_deleted_to_be_created_again(
+    stubbed,
+) -> None:
+    stubber, gateway, _ = stubbed
+    failed = described("CREATE_FAILED", code="SERVICE_ERROR", message="An internal error occurred.")
+    stubber.add_response("describe_dataset", failed, {"DatasetArn": TRAIN_ARN})
+    stubber.add_response("delete_dataset", {}, {"DatasetArn": TRAIN_ARN})
+    with pytest.raises(DatasetBusy):
+        gateway.wait_until_idle(TRAIN_ARN, deadline=100)
+    stubber.assert_no_pending_responses()
+
+
+def test_a_dataset_that_failed_to_be_created_by_the_client_is_left_to_a_person(stubbed) -> None:
+    stubber, gateway, _ = stubbed
+    failed = described("CREATE_FAILED", code="CLIENT_ERROR", message="ERROR_MANIFEST_TOO_MANY_LABELS")
+    stubber.add_response("describe_dataset", failed, {"DatasetArn": TRAIN_ARN})
+    with pytest.raises(DatasetUnusable):
+        gateway.wait_until_idle(TRAIN_ARN, deadline=100)

@@ -167,6 +167,18 @@ def test_twenty_images_survive_three_failed_updates_in_a_row(world: OfflineInges
     assert events_of(world, EVENT_ENTRIES_REJECTED) == []
 
 
+def test_a_dataset_creation_failed_by_the_service_is_redone(world: OfflineIngestion) -> None:
+    # Given a service whose first dataset creation ends CREATE_FAILED (SERVICE_ERROR)
+    world.engine.faults.fail_dataset_update(count=1)  # type: ignore[attr-defined]
+    # When an image is uploaded and every flush request delivered
+    world.invoke([world.upload("digits/train/3/a.png", png_bytes())])
+    world.drain(max_rounds=20)
+    # Then the failed dataset was deleted and created again, and the image is its entry
+    assert world.engine.faults.list() == []  # type: ignore[attr-defined]
+    assert len(world.dataset_entries("digits", "TRAIN")) == 1
+    assert events_of(world, EVENT_ENTRIES_REJECTED) == []
+
+
 def test_a_late_redelivery_after_a_relabel_leaves_the_new_label(world: OfflineIngestion) -> None:
     # Given an image uploaded under train/cat/, applied, then relabelled "dog" by a manifest line
     upload = world.upload("digits/train/cat/pet.png", png_bytes())

@@ -117,6 +117,9 @@ class OfflineIngestion:
             "Attributes"
         ]["QueueArn"]
         if s3_notifications:
+            from autopilot.local import s3_events
+
+            s3_events.install()  # the records carry versionId and sequencer, as on AWS
             self._notify_queue(queue_arn)
         self.topic_arn = self.sns.create_topic(Name=f"lifecycle-{uuid.uuid4().hex[:8]}")["TopicArn"]
         self.events_url = self.sqs.create_queue(QueueName=f"events-{uuid.uuid4().hex[:8]}")["QueueUrl"]

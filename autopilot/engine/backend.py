@@ -116,13 +116,14 @@ class Engine:
         project = _project_hint(body)
         fault = self.faults.take("throttle", operation_name, project)
         if fault is not None:
-            raise errors.throttling(fault.message or "Rate exceeded")
+            raise errors.throttling(fault.message or "Rate exceeded", self.config.throttling_status)
         fault = self.faults.take("error", operation_name, project)
         if fault is not None:
+            status = ERROR_STATUS.get(fault.code, 400)
+            if fault.code == "ThrottlingException":
+                status = self.config.throttling_status
             raise errors.EngineError(
-                fault.code,
-                fault.message or f"Injected {fault.code} for {operation_name}.",
-                ERROR_STATUS.get(fault.code, 400 if fault.code != "InternalServerError" else 500),
+                fault.code, fault.message or f"Injected {fault.code} for {operation_name}.", status
             )
         params = validate_input(operation_name, body)
         if not registration.locked:
@@ -184,7 +185,11 @@ class Engine:
                 del self.projects[key]
                 changed = True
                 continue
-            for dataset in project.datasets.values():
+            for dataset_type, dataset in list(project.datasets.items()):
+                if dataset.delete_due is not None and now >= dataset.delete_due:
+                    del project.datasets[dataset_type]
+                    changed = True
+                    continue
                 if dataset.pending is not None and now >= dataset.pending.due:
                     apply_pending(dataset, now)
                     changed = True

@@ -30,6 +30,17 @@ class EngineConfig:
     delete_seconds: float = 5.0
     # Seed of every random choice (DistributeDatasetEntries, background crops).
     seed: int = 7
+    # Where the service's behaviour is not documented precisely, the engine's choice is a setting
+    # (docs/engine.md, "How it differs"), so that the application can be tested against each.
+    # Share of lines with terminal content errors above which a dataset creation or update fails
+    # (documented as 20% for manifest imports; not documented for UpdateDatasetEntries).
+    content_error_fraction: float = 0.2
+    # HTTP status of ThrottlingException: the API reference gives 500; the Developer Guide's error
+    # list names it under both 400 and 5xx.
+    throttling_status: int = 500
+    # DeleteProject refused while datasets remain (Developer Guide, "Deleting a project (SDK)");
+    # the API reference only requires the models to be deleted first.
+    delete_project_requires_no_datasets: bool = True
 
     def scaled(self, seconds: float) -> float:
         return max(0.0, seconds * self.time_scale)

@@ -19,7 +19,6 @@ from autopilot.engine.state import Dataset, PendingDatasetChange
 
 MAX_ENTRIES = 250_000
 MAX_LABELS = 250
-MAX_INVALID_FRACTION = 0.2
 DISTRIBUTE_FRACTION = 0.2
 IN_PROGRESS = ("CREATE_IN_PROGRESS", "UPDATE_IN_PROGRESS", "DELETE_IN_PROGRESS")
 
@@ -27,10 +26,41 @@ CREATED_MESSAGE = "The dataset was successfully created."
 UPDATED_MESSAGE = "The dataset was successfully updated."
 
 
-def _describe_failures(failures: list[tuple[int, ManifestLineError]]) -> str:
-    shown = "; ".join(f"line {n}: {f.code} {f.message}" for n, f in failures[:5])
-    more = f" (and {len(failures) - 5} more)" if len(failures) > 5 else ""
-    return f"{len(failures)} invalid line(s): {shown}{more}"
+UNSUPPORTED_FORMAT = "ERROR_MANIFEST_INACCESSIBLE_OR_UNSUPPORTED_FORMAT"
+TOO_MANY_IN_ERROR = "ERROR_TOO_MANY_RECORDS_IN_ERROR: The manifest file has too many terminal errors."
+
+
+def screen_changes(blob: bytes) -> tuple[list[Entry], list[tuple[int, ManifestLineError]]]:
+    """The lines of a manifest or a change, split into entries and terminal content errors.
+
+    Content errors (Developer Guide, "Terminal content errors"): a line over 100,000 characters, no
+    or an invalid source-ref, invalid JSON contents, and a source-ref given more than once. Which
+    of the repeated lines the service keeps is not documented: the engine keeps the first.
+    """
+    parsed, failures = parse_manifest(blob)
+    entries: list[Entry] = []
+    seen: set[str] = set()
+    for entry in parsed:
+        if entry.source_ref in seen:
+            failures.append(
+                (0, ManifestLineError("ERROR_DUPLICATE_SOURCE_REF", f"{entry.source_ref} appears twice."))
+            )
+            continue
+        seen.add(entry.source_ref)
+        entries.append(entry)
+    return entries, failures
+
+
+def content_failure(
+    entries: list[Entry], failures: list[tuple[int, ManifestLineError]], fraction: float
+) -> tuple[str, str] | None:
+    """CLIENT_ERROR when there are no lines or more than `fraction` of them have content errors."""
+    total = len(entries) + len(failures)
+    if total == 0:
+        return ("CLIENT_ERROR", f"{UNSUPPORTED_FORMAT}: the manifest has no JSON lines.")
+    if len(failures) > fraction * total:
+        return ("CLIENT_ERROR", TOO_MANY_IN_ERROR)
+    return None
 
 
 def apply_pending(dataset: Dataset, now: float) -> None:
@@ -85,7 +115,6 @@ def create_dataset(engine: Engine, params: dict[str, Any], region: str) -> dict[
         )
     entries: list[Entry] = []
     failure: tuple[str, str] | None = None
-    note = None
     if manifest is not None:
         s3_object = manifest.get("S3Object")
         if not s3_object or "Bucket" not in s3_object or "Name" not in s3_object:
@@ -97,18 +126,8 @@ def create_dataset(engine: Engine, params: dict[str, Any], region: str) -> dict[
                 "Unable to get object metadata from S3. Check object key, region and/or access permissions. "
                 f"(s3://{s3_object['Bucket']}/{s3_object['Name']}: {exc})"
             ) from exc
-        entries, failures = parse_manifest(blob)
-        total = len(entries) + len(failures)
-        if total == 0:
-            failure = ("CLIENT_ERROR", "ERROR_INVALID_MANIFEST: the manifest has no JSON lines.")
-        elif len(failures) > MAX_INVALID_FRACTION * total:
-            failure = (
-                "CLIENT_ERROR",
-                f"ERROR_TOO_MANY_RECORDS_IN_ERROR: more than 20% of the manifest lines are invalid. "
-                f"{_describe_failures(failures)}",
-            )
-        elif failures:
-            note = f"Skipped {_describe_failures(failures)}"
+        entries, failures = screen_changes(blob)
+        failure = content_failure(entries, failures, engine.config.content_error_fraction)
     elif source_arn is not None:
         source_dataset = engine.dataset_by_arn(source_arn)
         if source_dataset.status not in ("CREATE_COMPLETE", "UPDATE_COMPLETE"):
@@ -142,7 +161,6 @@ def create_dataset(engine: Engine, params: dict[str, Any], region: str) -> dict[
         entries=entries,
         failure_code=failure[0] if failure else None,
         failure_message=failure[1] if failure else None,
-        note=note,
     )
     project.datasets[dataset_type] = dataset
     return {"DatasetArn": dataset.arn}
@@ -182,7 +200,11 @@ def delete_dataset(engine: Engine, params: dict[str, Any], region: str) -> dict[
     training = [v.name for v in project.versions.values() if v.status == "TRAINING_IN_PROGRESS"]
     if training:
         raise errors.in_use(f"Version(s) {', '.join(training)} are training from this dataset.")
-    del project.datasets[dataset.dataset_type]
+    # Asynchronous (API reference, DeleteDataset): DELETE_IN_PROGRESS, then ResourceNotFoundException.
+    dataset.status = "DELETE_IN_PROGRESS"
+    dataset.status_message = "The dataset is being deleted."
+    dataset.status_code = "SUCCESS"
+    dataset.delete_due = engine.due(engine.config.delete_seconds)
     return {}
 
 
@@ -201,20 +223,12 @@ def update_dataset_entries(engine: Engine, params: dict[str, Any], region: str) 
     dataset = engine.dataset_by_arn(params["DatasetArn"])
     _ready_for_change(dataset)
     blob: bytes = params["Changes"]["GroundTruth"]
-    entries, failures = parse_manifest(blob)
+    entries, failures = screen_changes(blob)
     if not entries and not failures:
         raise errors.invalid_parameter("Changes.GroundTruth holds no JSON lines.")
-    failure: tuple[str, str] | None = None
-    if failures:
-        # The change is applied whole or not at all, so that no valid line is lost silently.
-        failure = ("CLIENT_ERROR", f"The update was not applied: {_describe_failures(failures)}")
-    refs = [e.source_ref for e in entries]
-    duplicates = [ref for ref, count in Counter(refs).items() if count > 1]
-    if failure is None and duplicates:
-        failure = (
-            "CLIENT_ERROR",
-            f"The update was not applied: duplicate source-ref {duplicates[0]} in the change.",
-        )
+    # Terminal content errors remove their line and the rest is applied; too many fail the update
+    # (Developer Guide, "Debugging terminal dataset errors").
+    failure = content_failure(entries, failures, engine.config.content_error_fraction)
     if failure is None:
         limit = _check_limits(dataset.entries, entries)
         if limit:

@@ -60,8 +60,9 @@ def invalid_pagination_token(message: str = "The NextToken is invalid or expired
     return EngineError("InvalidPaginationTokenException", message)
 
 
-def throttling(message: str = "Rate exceeded") -> EngineError:
-    return EngineError("ThrottlingException", message)
+def throttling(message: str = "Rate exceeded", status: int = 500) -> EngineError:
+    """The API reference gives HTTP 500 for ThrottlingException (EngineConfig.throttling_status)."""
+    return EngineError("ThrottlingException", message, status)
 
 
 def internal(message: str = "Internal server error") -> EngineError:

@@ -2,7 +2,7 @@
 
 Faults are armed for a number of occurrences and consumed as they fire:
 
-* ``throttle(operation)``         -> the call answers ThrottlingException (HTTP 400)
+* ``throttle(operation)``         -> the call answers ThrottlingException (HTTP 500, configurable)
 * ``fail(operation)``             -> the call answers InternalServerError (HTTP 500), or ``code``
 * ``fail_dataset_update()``       -> the next dataset create/update ends in *_FAILED (SERVICE_ERROR)
 * ``fail_training()``             -> the next training ends in TRAINING_FAILED
@@ -23,7 +23,7 @@ KINDS = ("throttle", "error", "dataset_update_failed", "training_failed", "start
 
 ERROR_STATUS = {
     "InternalServerError": 500,
-    "ThrottlingException": 400,
+    "ThrottlingException": 500,
     "ProvisionedThroughputExceededException": 400,
     "LimitExceededException": 400,
     "ServiceQuotaExceededException": 400,

@@ -17,6 +17,7 @@ MAX_LABEL_NAME = 256
 MAX_LABELS_PER_IMAGE = 50
 MAX_BOXES_PER_IMAGE = 50
 MIN_BOX_FRACTION = 0.01  # a box side below 1% of the image side is too small to learn from
+MAX_LINE_CHARS = 100_000  # longer JSON lines are terminal content errors
 
 CLASSIFICATION_TYPE = "groundtruth/image-classification"
 DETECTION_TYPE = "groundtruth/object-detection"
@@ -301,6 +302,17 @@ def parse_manifest(blob: bytes) -> tuple[list[Entry], list[tuple[int, ManifestLi
         return [], [(1, ManifestLineError("ERROR_INVALID_MANIFEST", "The manifest is not UTF-8 text."))]
     for number, raw in enumerate(text.splitlines(), start=1):
         if not raw.strip():
+            continue
+        if len(raw) > MAX_LINE_CHARS:
+            failures.append(
+                (
+                    number,
+                    ManifestLineError(
+                        "ERROR_JSON_LINE_TOO_LONG",
+                        f"The line has {len(raw)} characters; the limit is {MAX_LINE_CHARS}.",
+                    ),
+                )
+            )
             continue
         try:
             entries.append(parse_line(raw))

@@ -98,6 +98,14 @@ def delete_project(engine: Engine, params: dict[str, Any], region: str) -> dict[
             f"The project {project.name} still has {len(project.versions)} version(s); delete them first "
             "(DeleteProjectVersion)."
         )
+    strict = engine.config.delete_project_requires_no_datasets
+    if project.datasets and strict and project.status != "DELETING":
+        # Developer Guide, "Deleting a project (SDK)": "Before you can delete a project, you must
+        # first delete all models and datasets in the project." (stricter than the API reference)
+        raise errors.in_use(
+            f"The project {project.name} still has its {' and '.join(sorted(project.datasets))} "
+            "dataset(s); delete them first (DeleteDataset) and wait until they are gone."
+        )
     busy = [d.dataset_type for d in project.datasets.values() if d.status.endswith("_IN_PROGRESS")]
     if busy:
         raise errors.in_use(

@@ -47,6 +47,7 @@ class Dataset:
     entries: dict[str, Entry] = field(default_factory=dict)
     pending: PendingDatasetChange | None = None
     tags: dict[str, str] = field(default_factory=dict)
+    delete_due: float | None = None  # DELETE_IN_PROGRESS until then, then gone
 
     def to_state(self) -> dict[str, Any]:
         return {
@@ -61,6 +62,7 @@ class Dataset:
             "entries": [e.to_state() for e in self.entries.values()],
             "pending": self.pending.to_state() if self.pending else None,
             "tags": self.tags,
+            "delete_due": self.delete_due,
         }
 
     @classmethod
@@ -92,6 +94,8 @@ class Version:
     testing_data: dict[str, Any] | None = None
     training_output: dict[str, Any] | None = None
     testing_output: dict[str, Any] | None = None
+    training_validation: dict[str, Any] | None = None  # {"Assets": [...]}: manifest with validation
+    testing_validation: dict[str, Any] | None = None
     min_inference_units: int | None = None
     max_inference_units: int | None = None
     training_started: float = 0.0

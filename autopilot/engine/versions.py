@@ -235,6 +235,8 @@ def _train_worker(
             version.manifest_summary = outputs["manifest_summary"]
             version.training_output = outputs["training_output"]
             version.testing_output = outputs["testing_output"]
+            version.training_validation = outputs["training_validation"]
+            version.testing_validation = outputs["testing_validation"]
             version.train_outcome = "ok"
         else:
             version.train_failure = failure
@@ -295,23 +297,60 @@ def _write_outputs(
         ],
     }
     engine.put_object(bucket, summary_key, json.dumps(summary, indent=2).encode())
+    # Validation results (Developer Guide, "Getting the validation results" and "Understanding the
+    # manifest summary"): each manifest with the lines' errors added, and the summary.
+    validation: dict[str, dict[str, Any]] = {}
+    statistics: dict[str, Any] = {}
+    for name, entries in (("training", train_entries), ("testing", test_entries)):
+        lines, dataset_statistics = _validated(entries, report.skipped)
+        key = _output_key(version, f"{stem}/{name}_manifest_with_validation.json")
+        engine.put_object(bucket, key, "\n".join(lines).encode(), "application/x-ndjson")
+        validation[name] = {"Assets": [_s3_uri_asset(bucket, key)]}
+        statistics[name] = dataset_statistics
     manifest_summary_key = _output_key(version, f"{stem}/manifest_summary.json")
-    manifest_summary = {
-        "version": 1,
-        "statistics": {
-            "total_json_lines": len(train_entries) + len(test_entries),
-            "valid_json_lines": len(train_entries) + len(test_entries) - len(report.skipped),
-            "invalid_json_lines": len(report.skipped),
-        },
-        "errors": [{"source-ref": ref, "message": reason} for ref, reason in sorted(report.skipped.items())],
-    }
+    manifest_summary = {"statistics": statistics, "errors": []}
     engine.put_object(bucket, manifest_summary_key, json.dumps(manifest_summary, indent=2).encode())
     return {
         "summary": {"Bucket": bucket, "Name": summary_key},
         "manifest_summary": {"Bucket": bucket, "Name": manifest_summary_key},
         "training_output": {"Assets": [_s3_uri_asset(bucket, train_key)]},
         "testing_output": {"Assets": [_s3_uri_asset(bucket, test_key)]},
+        "training_validation": validation["training"],
+        "testing_validation": validation["testing"],
     }
+
+
+def _validated(entries: list[Entry], skipped: dict[str, str]) -> tuple[list[str], dict[str, Any]]:
+    """The manifest lines with an image-level `errors` list for the images training could not use,
+    and the dataset's statistics in the manifest summary's format."""
+    lines: list[str] = []
+    error_indices: list[int] = []
+    ignored = 0
+    for index, entry in enumerate(entries):
+        line = json.loads(entry.json_line())
+        reason = skipped.get(entry.source_ref)
+        if reason is not None:
+            code, _, message = reason.partition(": ")
+            if not message or not code.startswith("ERROR_"):
+                code, message = "ERROR_INVALID_IMAGE", reason
+            line["errors"] = [*line.get("errors", []), {"code": code, "message": message}]
+        if reason is not None or entry.has_errors:
+            error_indices.append(index)
+        elif not entry.labeled:
+            ignored += 1
+        lines.append(json.dumps(line, separators=(",", ":")))
+    kinds = {"OBJECT_LOCALIZATION" if e.is_detection else "IMAGE_LEVEL_LABELS" for e in entries if e.labeled}
+    invalid = len([i for i in error_indices if entries[i].source_ref in skipped])
+    statistics = {
+        "use_case": kinds.pop() if len(kinds) == 1 else "NOT_DETERMINED",
+        "total_json_lines": len(entries),
+        "valid_json_lines": len(entries) - invalid - ignored,
+        "invalid_json_lines": invalid,
+        "ignored_json_lines": ignored,
+        "error_json_line_indices": error_indices,
+        "errors": [],
+    }
+    return lines, statistics
 
 
 def _mean(values: list[float]) -> float:
@@ -346,6 +385,10 @@ def describe(version: Version) -> dict[str, Any]:
             training_result["Output"] = version.training_output
         if version.testing_output:
             testing_result["Output"] = version.testing_output
+        if version.training_validation:
+            training_result["Validation"] = version.training_validation
+        if version.testing_validation:
+            testing_result["Validation"] = version.testing_validation
         if version.f1 is not None and version.summary:
             out["EvaluationResult"] = {"F1Score": version.f1, "Summary": {"S3Object": version.summary}}
         if version.manifest_summary:

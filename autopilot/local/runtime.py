@@ -35,6 +35,7 @@ from typing import Any, TextIO
 import boto3
 from botocore.config import Config
 
+from autopilot.local import s3_events
 from autopilot.local.lambda_service import FunctionNotFoundError, LocalLambdaService
 from autopilot.local.schedules import SimulatedClock, is_due, scheduled_event
 from autopilot.local.sdk_error_names import use_aws_error_names
@@ -415,6 +416,7 @@ class LocalRuntime:
             )
 
     def _create_bucket_notifications(self) -> None:
+        s3_events.install()  # versionId, sequencer and eTag in the records, as AWS sends them
         s3 = self.client("s3")
         for lid in self._of_type(NOTIFICATIONS_TYPE):
             props = self.resolver.resolved_properties(lid)

@@ -5,9 +5,12 @@
 - The function (lambdas.ingestion.handler.handle) stages validated lines and applies them per
   dataset under a DynamoDB lease; it sends its own delayed "flush" requests to the same queue.
 - IAM is scoped to the configured projects: S3 prefixes, DynamoDB leading keys, Rekognition ARNs.
+- Service errors (throttling, failed dataset updates) are waited out for `retry_hours`; after that
+  the staged lines stay staged and the function's DatasetUpdatesStalled metric raises an alarm on
+  the lifecycle topic.
 
 Optional cdk.json context "ingestion": {"flush_delay_seconds": 20, "batch_size": 100,
-"max_concurrency": 10}.
+"max_concurrency": 10, "retry_hours": 24}.
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ from __future__ import annotations
 from typing import Any
 
 from aws_cdk import Acknowledgment, Duration, Stack, Validations
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda_event_sources as event_sources
 from aws_cdk import aws_s3 as s3
@@ -32,10 +37,12 @@ from lambdas.common.constants import (
     ENV_IDEMPOTENCY_TABLE,
     ENV_INGESTION_FLUSH_DELAY,
     ENV_INGESTION_QUEUE_URL,
+    ENV_INGESTION_RETRY_HOURS,
     ENV_LIFECYCLE_TOPIC,
     ENV_SETTINGS_PARAMETER,
     ENV_STATE_TABLE,
     INGESTION_FOLDERS,
+    METRIC_INGESTION_STALLED,
     PROJECT_PK_PREFIX,
     SERVICE_INGESTION,
 )
@@ -43,7 +50,13 @@ from lambdas.common.settings import AppSettings
 
 FUNCTION_TIMEOUT = Duration.minutes(5)
 MAX_RECEIVE_COUNT = 5
-DEFAULTS: dict[str, Any] = {"flush_delay_seconds": 20, "batch_size": 100, "max_concurrency": 10}
+DEFAULTS: dict[str, Any] = {
+    "flush_delay_seconds": 20,
+    "batch_size": 100,
+    "max_concurrency": 10,
+    "retry_hours": 24,
+}
+METRICS_NAMESPACE = "CustomLabelsAutopilot"  # POWERTOOLS_METRICS_NAMESPACE of every function
 
 
 class Ingestion(Construct):
@@ -87,6 +100,7 @@ class Ingestion(Construct):
                 ENV_INGESTION_QUEUE_URL: self.queue.queue_url,
                 ENV_INGESTION_FLUSH_DELAY: str(int(options["flush_delay_seconds"])),
                 ENV_DATASET_POLL_SECONDS: "5",
+                ENV_INGESTION_RETRY_HOURS: str(float(options["retry_hours"])),
             },
             timeout=FUNCTION_TIMEOUT,
             memory_size=512,
@@ -114,7 +128,28 @@ class Ingestion(Construct):
 
         self._grant(settings, storage, notifications)
 
-        self.alarms = [self.dlq_alarm]
+        # Staged lines kept after service errors lasted longer than retry_hours: someone must look.
+        self.stalled_alarm = cloudwatch.Alarm(
+            self,
+            "UpdatesStalledAlarm",
+            alarm_description=(
+                f"Dataset updates failed with service errors for more than {options['retry_hours']} hours; "
+                "the staged lines are kept and applied by the next upload to the dataset"
+            ),
+            metric=cloudwatch.Metric(
+                namespace=METRICS_NAMESPACE,
+                metric_name=METRIC_INGESTION_STALLED,
+                dimensions_map={"service": self.handler.node.id},
+                statistic="Sum",
+                period=Duration.minutes(5),
+            ),
+            threshold=1,
+            evaluation_periods=1,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )
+        self.stalled_alarm.add_alarm_action(cloudwatch_actions.SnsAction(notifications.lifecycle_topic))
+        self.alarms = [self.dlq_alarm, self.stalled_alarm]
         self._acknowledge(settings, storage)
 
     def _grant(self, settings: AppSettings, storage: Storage, notifications: Notifications) -> None:
@@ -137,15 +172,17 @@ class Ingestion(Construct):
             )
         )
         storage.settings_parameter.grant_read(role)
-        # State table: staged lines (BatchWriteItem puts and deletes, Query, UpdateItem for attempt
-        # counts) and dataset leases (conditional PutItem / DeleteItem), only under the configured
-        # projects' keys.
+        # State table, only under the configured projects' keys: staged lines (BatchWriteItem puts
+        # and deletes, Query), dataset leases (conditional PutItem / DeleteItem), ordering tokens of
+        # applied lines (BatchGetItem, BatchWriteItem), the service-error streak and the project's
+        # task type (GetItem, PutItem, DeleteItem).
         role.add_to_principal_policy(
             iam.PolicyStatement(
                 actions=[
+                    "dynamodb:BatchGetItem",
+                    "dynamodb:GetItem",
                     "dynamodb:BatchWriteItem",
                     "dynamodb:PutItem",
-                    "dynamodb:UpdateItem",
                     "dynamodb:DeleteItem",
                     "dynamodb:Query",
                 ],
@@ -181,6 +218,7 @@ class Ingestion(Construct):
                 actions=[
                     "rekognition:CreateProject",
                     "rekognition:CreateDataset",
+                    "rekognition:DeleteDataset",  # only a dataset that CREATE_FAILED with SERVICE_ERROR
                     "rekognition:DescribeDataset",
                     "rekognition:UpdateDatasetEntries",
                     "rekognition:ListDatasetEntries",

@@ -159,6 +159,11 @@ ENV_DATASET_POLL_SECONDS: Final = "DATASET_POLL_SECONDS"  # DescribeDataset poll
 ITEM_INGESTION_LEASE_PREFIX: Final = "INGESTION_LEASE#"  # + dataset type: one updater per dataset
 ITEM_STAGED_ENTRY_PREFIX: Final = "STAGED#"  # + dataset type + "#" + source-ref: lines awaiting update
 GROUND_TRUTH_LABEL_ATTRIBUTE: Final = "autopilot-label"  # image-level label attribute of folder uploads
+ENV_INGESTION_RETRY_HOURS: Final = "INGESTION_RETRY_HOURS"  # service errors waited out this long, then alarm
+ITEM_APPLIED_PREFIX: Final = "APPLIED#"  # + dataset type + "#" + hash: token of the last applied line
+ITEM_INGESTION_RETRY_PREFIX: Final = "INGESTION_RETRY#"  # + dataset type: service-error streak
+ITEM_INGESTION_TASK: Final = "INGESTION_TASK"  # the project's task type, fixed by its first entries
+METRIC_INGESTION_STALLED: Final = "DatasetUpdatesStalled"  # staged lines kept after the retry bound
 
 # Rekognition Custom Labels limits checked before anything is sent.
 IMAGE_MAX_BYTES: Final = 15 * 1024 * 1024

@@ -67,6 +67,11 @@ class ProjectSettings(BaseModel):
     start_retry_limit: int = Field(default=2, ge=0, le=10)
     model_poll_seconds: int = Field(default=60, ge=1, le=900)
 
+    # --- ingestion ---
+    task_type: Literal["IMAGE_LEVEL_LABELS", "OBJECT_LOCALIZATION"] | None = Field(
+        default=None, description="None: fixed by the project's first ingested entries"
+    )
+
     # --- detection ---
     min_confidence: float | None = Field(
         default=None, ge=0, le=100, description="None: each label's assumed threshold applies"

@@ -17,6 +17,24 @@ from lambdas.common.constants import FEATURE_CONTENT_MODERATION, REKOGNITION_MAX
 DATASET_TYPES = ("TRAIN", "TEST")
 _BUSY_STATUSES = frozenset({"CREATE_IN_PROGRESS", "UPDATE_IN_PROGRESS", "DELETE_IN_PROGRESS"})
 _MAX_BACKOFF_SECONDS = 30.0
+# Errors that are the service's, not the request's: waited out, never turned into rejections
+# (Rekognition error handling: "OK to retry? Yes").
+SERVICE_ERROR_CODES = frozenset(
+    {
+        "ThrottlingException",
+        "ProvisionedThroughputExceededException",
+        "InternalServerError",
+        "ServiceUnavailable",
+        "ServiceUnavailableException",
+        "RequestTimeout",
+        "RequestTimeoutException",
+    }
+)
+PER_REF_LOOKUPS = 25  # up to this many source-refs are looked up one by one; more: one listing
+
+
+def is_service_error(error: Exception) -> bool:
+    return isinstance(error, ClientError) and _code(error) in SERVICE_ERROR_CODES
 
 
 class DatasetBusy(Exception):
@@ -37,7 +55,15 @@ class UpdateFailed(Exception):
 
 
 class DatasetUnusable(Exception):
-    """CREATE_FAILED or being deleted: nothing can be added until someone fixes the dataset."""
+    """CREATE_FAILED: nothing can be added until someone deletes the dataset."""
+
+
+@dataclass(frozen=True)
+class UpdateOutcome:
+    """The dataset's description just before our update was accepted, and once it completed."""
+
+    before: dict[str, Any]
+    after: dict[str, Any]
 
 
 @dataclass
@@ -133,27 +159,31 @@ class DatasetGateway:
             description = self.describe(dataset_arn)
             status = description.get("Status", "")
             if status not in _BUSY_STATUSES:
+                if status == "CREATE_FAILED" and description.get("StatusMessageCode") == "SERVICE_ERROR":
+                    # The service's fault, and a dataset that failed to be created holds nothing:
+                    # delete it; once it is gone, ensure_project creates it again.
+                    self.client.delete_dataset(DatasetArn=dataset_arn)
+                    raise DatasetBusy(f"dataset {dataset_arn} failed to be created (service error); deleted")
                 if status == "CREATE_FAILED":
                     raise DatasetUnusable(
                         f"dataset {dataset_arn} is CREATE_FAILED: {description.get('StatusMessage', '')}; "
                         "delete it so that ingestion creates it again"
                     )
                 return description
-            if status == "DELETE_IN_PROGRESS":
-                raise DatasetUnusable(f"dataset {dataset_arn} is being deleted")
+            # DELETE_IN_PROGRESS is waited out too: once the dataset is gone, ensure_project creates it.
             self._pause(attempt, deadline, f"dataset {dataset_arn} still {status}")
             attempt += 1
 
     # -- entries ---------------------------------------------------------------------------------
-    def update_entries(self, dataset_arn: str, payload: bytes, deadline: float) -> dict[str, Any]:
+    def update_entries(self, dataset_arn: str, payload: bytes, deadline: float) -> UpdateOutcome:
         """One UpdateDatasetEntries call, after and until the dataset is idle.
 
         ResourceInUseException (someone else's update started in between) is waited out with
-        bounded backoff. Returns the description once the dataset is UPDATE_COMPLETE.
+        bounded backoff. Returns the descriptions before and once the dataset is UPDATE_COMPLETE.
         """
         attempt = 0
         while True:
-            self.wait_until_idle(dataset_arn, deadline)
+            before = self.wait_until_idle(dataset_arn, deadline)
             try:
                 self.client.update_dataset_entries(DatasetArn=dataset_arn, Changes={"GroundTruth": payload})
                 break
@@ -170,7 +200,35 @@ class DatasetGateway:
             raise UpdateFailed(
                 dataset_arn, description.get("StatusMessageCode", ""), description.get("StatusMessage", "")
             )
-        return description
+        return UpdateOutcome(before, description)
+
+    def present(self, dataset_arn: str, source_refs: Iterable[str], max_pages: int = 2_600) -> set[str]:
+        """Which of `source_refs` are entries of the dataset (ListDatasetEntries, SourceRefContains).
+
+        A few are looked up one by one; more are found by listing the entries whose source-ref
+        contains their common prefix (at most 250,000 entries: 2,500 pages of 100).
+        """
+        wanted = set(source_refs)
+        if not wanted:
+            return set()
+        if len(wanted) <= PER_REF_LOOKUPS:
+            return {ref for ref in sorted(wanted) if ref in self._listed(dataset_arn, ref, max_pages)}
+        prefix = _common_prefix(sorted(wanted))
+        return wanted & self._listed(dataset_arn, prefix if prefix.strip() else None, max_pages)
+
+    def _listed(self, dataset_arn: str, contains: str | None, max_pages: int) -> set[str]:
+        arguments: dict[str, Any] = {"DatasetArn": dataset_arn, "MaxResults": REKOGNITION_MAX_RESULTS}
+        if contains:
+            arguments["SourceRefContains"] = contains
+        refs: set[str] = set()
+        for _ in range(max_pages):
+            response = self.client.list_dataset_entries(**arguments)
+            refs.update(json.loads(text).get("source-ref", "") for text in response.get("DatasetEntries", []))
+            token = response.get("NextToken")
+            if not token:
+                return refs
+            arguments["NextToken"] = token
+        raise DatasetBusy(f"listing {dataset_arn} did not end within {max_pages} pages")
 
     def entries_with_errors(
         self, dataset_arn: str, source_refs: Iterable[str], max_pages: int = 50
@@ -216,6 +274,15 @@ def collect_errors(node: Any) -> list[dict[str, Any]]:
         for value in node:
             errors.extend(collect_errors(value))
     return errors
+
+
+def _common_prefix(sorted_texts: list[str]) -> str:
+    """The characters every text starts with (the first and last of a sorted list bound them all)."""
+    first, last = sorted_texts[0], sorted_texts[-1]
+    size = 0
+    while size < min(len(first), len(last)) and first[size] == last[size]:
+        size += 1
+    return first[:size]
 
 
 def _code(error: ClientError) -> str:

@@ -35,9 +35,11 @@ from lambdas.common.constants import (
     ENV_IDEMPOTENCY_TABLE,
     ENV_INGESTION_FLUSH_DELAY,
     ENV_INGESTION_QUEUE_URL,
+    ENV_INGESTION_RETRY_HOURS,
     ENV_LIFECYCLE_TOPIC,
     ENV_SETTINGS_PARAMETER,
     ENV_STATE_TABLE,
+    METRIC_INGESTION_STALLED,
 )
 from lambdas.common.events import LifecyclePublisher
 from lambdas.ingestion.datasets import DatasetGateway
@@ -45,6 +47,8 @@ from lambdas.ingestion.keys import decode_key
 from lambdas.ingestion.lines import Line
 from lambdas.ingestion.objects import S3ObjectSource
 from lambdas.ingestion.service import (
+    DEFAULT_RETRY_HOURS,
+    SQS_MAX_DELAY_SECONDS,
     Flusher,
     IngestResult,
     Rejection,
@@ -61,7 +65,6 @@ processor = BatchProcessor(event_type=EventType.SQS)
 
 FLUSH_REQUEST = "autopilot.ingestion.flush"
 IDEMPOTENCY_SECONDS = 6 * 3600
-SQS_MAX_DELAY_SECONDS = 900
 
 
 class IngestionEnvironment(BaseModel):
@@ -77,6 +80,7 @@ class IngestionEnvironment(BaseModel):
         default=20, alias=ENV_INGESTION_FLUSH_DELAY, ge=0, le=SQS_MAX_DELAY_SECONDS
     )
     dataset_poll_seconds: float = Field(default=5.0, alias=ENV_DATASET_POLL_SECONDS, gt=0, le=300)
+    retry_hours: float = Field(default=DEFAULT_RETRY_HOURS, alias=ENV_INGESTION_RETRY_HOURS, gt=0, le=24 * 14)
 
     @classmethod
     def from_environ(cls) -> IngestionEnvironment:
@@ -122,6 +126,8 @@ def _runtime(env: IngestionEnvironment) -> Runtime:
         gateway=DatasetGateway(poll_seconds=env.dataset_poll_seconds),
         publisher=publisher,
         clock=time.monotonic,
+        retry_bound_seconds=env.retry_hours * 3600,
+        retry_base_seconds=env.flush_delay_seconds,
     )
     persistence = DynamoDBPersistenceLayer(
         table_name=env.idempotency_table, boto3_client=aws.client("dynamodb")
@@ -154,7 +160,7 @@ class BatchOutcome:
     rejections: list[tuple[str | None, Rejection]] = field(default_factory=list)
     pending: dict[tuple[str, str], list[tuple[Line, str]]] = field(default_factory=dict)
     staged: set[tuple[str, str]] = field(default_factory=set)  # datasets that got new lines
-    deferred: set[tuple[str, str]] = field(default_factory=set)  # flushes to request again
+    deferred: dict[tuple[str, str], int] = field(default_factory=dict)  # flushes to request again, delay
     counts: Counter[str] = field(default_factory=Counter)
 
 
@@ -220,10 +226,17 @@ def _flush(
     )
     logger.info("flush", extra={"result": result.__dict__})
     outcome.counts["UpdateDatasetEntriesCalls"] += result.calls
-    outcome.counts["EntriesApplied"] += result.sent
+    outcome.counts["EntriesApplied"] += result.added + result.updated
+    outcome.counts["EntriesRejected"] += result.removed + result.refused
+    if result.status == "stalled":
+        # Service errors for longer than the bound: the lines stay staged; the metric's alarm tells
+        # an operator, and the next upload to the dataset tries again.
+        logger.error("dataset updates stalled", extra={"result": result.__dict__})
+        outcome.counts[METRIC_INGESTION_STALLED] += 1
     if result.needs_retry:
         outcome.counts["FlushesDeferred"] += 1
-        outcome.deferred.add((project, dataset_type))
+        delay = result.retry_after if result.retry_after is not None else runtime.env.flush_delay_seconds
+        outcome.deferred[(project, dataset_type)] = delay
 
 
 @metrics.log_metrics
@@ -247,8 +260,8 @@ def handle(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         outcome.counts["EntriesStaged"] += len(versions)
     publish_rejections(runtime.publisher, outcome.rejections)
     delay = runtime.env.flush_delay_seconds
-    for project, dataset_type in sorted(outcome.staged | outcome.deferred):
-        runtime.request_flush(project, dataset_type, delay)
+    for project, dataset_type in sorted(outcome.staged | set(outcome.deferred)):
+        runtime.request_flush(project, dataset_type, outcome.deferred.get((project, dataset_type), delay))
     for name, value in sorted(outcome.counts.items()):
         metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
     return dict(response)

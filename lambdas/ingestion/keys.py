@@ -23,7 +23,7 @@ from lambdas.common.constants import (
     TEST_FOLDER,
     TRAIN_FOLDER,
 )
-from lambdas.ingestion.validation import Rejected
+from lambdas.ingestion.validation import Rejected, check_label
 
 
 class KeyRejected(Rejected):
@@ -86,8 +86,14 @@ def route_key(key: str, projects: Collection[str]) -> Route:
             f"{key}: images go one folder deeper, under the label: {project}/{folder}/<label>/<file>"
         )
     label = parts[2]
-    if not label.strip():
-        raise KeyRejected(f"{key}: the label folder name is empty; rename it to the label of the image")
+    try:
+        check_label(label)
+    except Rejected as bad:
+        raise KeyRejected(
+            f"{key}: the folder {label!r} names the label of the image, and {bad}. Rename the folder "
+            f"(upload to {project}/{folder}/<label>/...) with a name of 1 to 256 characters, without "
+            "tabs, line breaks or spaces at either end"
+        ) from None
     return ImageKey(project=project, dataset_type=DATASET_TYPE_BY_FOLDER[folder], label=label, key=key)
 
 

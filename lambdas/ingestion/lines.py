@@ -69,6 +69,11 @@ class ManifestContent:
     entries: list[ManifestEntry] = field(default_factory=list)
     rejections: list[LineRejection] = field(default_factory=list)
     blank_lines: int = 0
+    numbers: list[int] = field(default_factory=list)  # the line number of each entry
+
+    @property
+    def numbered(self) -> list[tuple[int, ManifestEntry]]:
+        return list(zip(self.numbers, self.entries, strict=True))
 
     @property
     def lines(self) -> list[Line]:
@@ -93,6 +98,7 @@ def read_manifest(text_lines: Iterable[str | bytes], bucket: str, first_line: in
             continue
         try:
             content.entries.append(parse_manifest_line(text, bucket))
+            content.numbers.append(number)
         except Rejected as error:
             content.rejections.append(LineRejection(number, str(error)))
     return content

@@ -5,9 +5,14 @@ Two steps, so that S3 events never wait on Rekognition:
 
 1. `ingest_object` (per S3 event): route the key, validate, build or read the Ground Truth lines
    and stage them in the state table. The SQS message is then done.
-2. `flush_dataset` (per flush request, sent to the same queue with a delay after step 1): under
-   the dataset's lease, read everything staged, pack it into <= 5 MB calls, send them one after
-   the other waiting for UPDATE_COMPLETE, remove what was applied, report errors and counts.
+2. `Flusher.flush` (per flush request, sent to the same queue with a delay after step 1): under
+   the dataset's lease, read everything staged, skip lines not newer than the last one applied
+   for their source-ref, pack the rest into <= 5 MB calls, send them one after the other waiting
+   for UPDATE_COMPLETE, verify which lines are in the dataset (Rekognition removes lines with
+   content errors silently), remember their ordering tokens, remove the staged items, and report
+   rejections, errors and counts. Only a line's own fault costs the line: a CLIENT_ERROR update
+   is halved until the failing line stands alone; service errors are waited out with backoff for
+   a bounded time, the lines staying staged.
 
 Everything uploaded during the delay and during a running update is applied by the next flush,
 so a burst costs about ceil(total bytes / 5 MB) calls instead of one call per image.
@@ -15,9 +20,13 @@ so a burst costs about ceil(total bytes / 5 MB) calls instead of one call per im
 
 from __future__ import annotations
 
+import random
+import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
+
+from botocore.exceptions import ClientError
 
 from lambdas.common.constants import (
     EVENT_ENTRIES_APPLIED,
@@ -27,13 +36,29 @@ from lambdas.common.constants import (
 )
 from lambdas.common.settings import AppSettings
 from lambdas.ingestion import chunking
-from lambdas.ingestion.datasets import DatasetBusy, DatasetGateway, UpdateFailed
-from lambdas.ingestion.keys import IgnoredKey, ImageKey, ManifestKey, Rejected, route_key, source_ref
+from lambdas.ingestion.datasets import DatasetBusy, DatasetGateway, UpdateFailed, is_service_error
+from lambdas.ingestion.keys import (
+    IgnoredKey,
+    ImageKey,
+    ManifestKey,
+    Rejected,
+    parse_source_ref,
+    route_key,
+    source_ref,
+)
 from lambdas.ingestion.lines import Line, image_line, read_manifest
-from lambdas.ingestion.staging import DatasetLease, StagedBatch, StagingStore, event_seq, newest_lines
-from lambdas.ingestion.validation import check_image
+from lambdas.ingestion.staging import (
+    DatasetLease,
+    RetryStreak,
+    StagedBatch,
+    StagingStore,
+    event_seq,
+    newest_versions,
+)
+from lambdas.ingestion.validation import TASK_IMAGE_LEVEL, TASK_NAMES, check_image
 
-MAX_UPDATE_ATTEMPTS = 3  # failed dataset updates before a staged line is given up and reported
+DEFAULT_RETRY_HOURS = 24  # service errors are waited out this long before the alarm (configurable)
+SQS_MAX_DELAY_SECONDS = 900
 MAX_LINES_PER_ROUND = 60_000  # staged lines read per round (~12 calls' worth of typical lines)
 REPORTED_ERRORS = 20  # entries with errors listed in one "entries applied" event
 REJECTIONS_PER_EVENT = 50  # rejections per "entries rejected" event (SNS messages stay small)
@@ -43,6 +68,10 @@ MAX_LINE_REJECTIONS_REPORTED = 1_000  # per manifest; the rest are counted in on
 
 class Publisher(Protocol):
     def publish(self, event_type: str, project: str, **detail: Any) -> dict[str, Any]: ...
+
+
+class TaskStore(Protocol):
+    def project_task(self, project: str, proposed: str) -> str: ...
 
 
 class ObjectSource(Protocol):
@@ -63,8 +92,10 @@ class S3ObjectEvent:
 
 @dataclass
 class Rejection:
-    key: str
+    key: str  # the S3 key of the uploaded object (the image, or the manifest)
     reason: str
+    line: int | None = None  # the manifest line, for a rejected manifest line
+    location: str | None = None  # the image's s3:// location, for lines the service refused
 
 
 @dataclass
@@ -123,10 +154,12 @@ def ingest_object(
         return result
     result.project, result.dataset_type = route.project, route.dataset_type
     seq = event_seq(event.event_time, event.sequencer)
+    configured = settings.project(route.project).task_type
     if isinstance(route, ImageKey):
         try:
             info = source.read_image_info(event.bucket, event.key, event.version_id)
             check_image(info, event.size)
+            _check_task(TASK_IMAGE_LEVEL, route.project, configured, store)
         except Rejected as rejected:
             result.rejections.append(Rejection(event.key, str(rejected)))
             return result
@@ -136,16 +169,29 @@ def ingest_object(
     assert isinstance(route, ManifestKey)
     # Read and staged block by block, so a manifest of any size (up to 1 GB) never sits in memory.
     line_rejections = 0
+
+    def reject_line(number: int, reason: str) -> None:
+        nonlocal line_rejections
+        line_rejections += 1
+        if line_rejections <= MAX_LINE_REJECTIONS_REPORTED:
+            result.rejections.append(Rejection(event.key, reason, line=number))
+
     raw_lines = source.iter_lines(event.bucket, event.key, event.version_id)
     for start, block in _blocks(raw_lines, MANIFEST_BLOCK_LINES):
         content = read_manifest(block, data_bucket, first_line=start)
         for rejection in content.rejections:
-            line_rejections += 1
-            if line_rejections <= MAX_LINE_REJECTIONS_REPORTED:
-                result.rejections.append(
-                    Rejection(f"{event.key} line {rejection.line_number}", rejection.reason)
-                )
-        lines = content.lines
+            reject_line(rejection.line_number, rejection.reason)
+        latest: dict[str, Line] = {}
+        for number, entry in content.numbered:
+            try:
+                if entry.task is not None:
+                    _check_task(entry.task, route.project, configured, store)
+            except Rejected as rejected:
+                reject_line(number, str(rejected))
+                latest.pop(entry.source_ref, None)
+                continue
+            latest[entry.source_ref] = Line(entry.source_ref, entry.line)
+        lines = list(latest.values())
         if lines:
             store.stage(route.project, route.dataset_type, lines, seq)
         result.staged += len(lines)
@@ -158,6 +204,18 @@ def ingest_object(
             )
         )
     return result
+
+
+def _check_task(task: str, project: str, configured: str | None, store: TaskStore) -> None:
+    """One task type per project: image-level labels or bounding boxes, never both."""
+    expected = configured or store.project_task(project, task)
+    if task != expected:
+        how = "configured (task_type in cdk.json)" if configured else "fixed by its first entries"
+        raise Rejected(
+            f"the line has {TASK_NAMES[task]} but project {project} trains on {TASK_NAMES[expected]} "
+            f"({how}); a project trains one kind of model, so upload it to a project for "
+            f"{TASK_NAMES[task]} or convert it to {TASK_NAMES[expected]}"
+        )
 
 
 def _blocks(items: Iterable[bytes], size: int) -> Iterator[tuple[int, list[bytes]]]:
@@ -197,21 +255,49 @@ def publish_rejections(publisher: Publisher, rejections: list[tuple[str | None, 
 # Applying staged lines
 # ---------------------------------------------------------------------------
 
+REMOVED_REASON = (
+    "Rekognition left this line out of the {dataset_type} dataset: a terminal content error (a line "
+    "over 100,000 characters, a missing or invalid source-ref, invalid JSON line contents, or the "
+    "source-ref twice in one change; Developer Guide, 'Terminal content errors'); the service does not "
+    "say which. Fix the line and upload it again"
+)
+
+
+class ServiceTrouble(Exception):
+    """A failure that is the service's, not the lines': waited out with backoff, never a rejection."""
+
 
 @dataclass
 class FlushResult:
     project: str
     dataset_type: str
-    status: str = "done"  # done | busy (lease held elsewhere or dataset busy) | more (deadline)
+    # done | busy (lease held elsewhere or dataset busy) | more (deadline) | retry (service error:
+    # try again after `retry_after` seconds) | stalled (service errors for longer than the bound)
+    status: str = "done"
     calls: int = 0
     sent: int = 0
-    added: int = 0
+    added: int = 0  # verified new entries
+    updated: int = 0  # verified entries that existed before
+    removed: int = 0  # lines the service left out (content errors), published as rejections
+    refused: int = 0  # lines whose update failed with CLIENT_ERROR on their own, published as rejections
+    older: int = 0  # lines skipped because a newer line of the same source-ref was already applied
     with_errors: int = 0
-    given_up: int = 0
+    retry_after: int | None = None
+    trouble: str | None = None
 
     @property
     def needs_retry(self) -> bool:
-        return self.status != "done"
+        return self.status in ("busy", "more", "retry")
+
+
+@dataclass
+class _Round:
+    """What one flush applied, for the "entries applied" event."""
+
+    dataset_arn: str
+    sent_refs: list[str] = field(default_factory=list)
+    after: dict[str, Any] = field(default_factory=dict)
+    rejections: list[tuple[str | None, Rejection]] = field(default_factory=list)
 
 
 @dataclass
@@ -222,6 +308,9 @@ class Flusher:
     publisher: Publisher
     clock: Callable[[], float]
     max_bytes: int = chunking.UPDATE_ENTRIES_MAX_BYTES
+    retry_bound_seconds: float = DEFAULT_RETRY_HOURS * 3600
+    retry_base_seconds: float = 20.0  # the first wait after a service error (the flush delay)
+    wall_clock: Callable[[], float] = time.time
 
     def flush(
         self, project: str, dataset_type: str, *, settings: AppSettings, owner: str, deadline: float
@@ -232,110 +321,186 @@ class Flusher:
             result.status = "busy"
             return result
         try:
-            self._flush_locked(result, settings, owner, deadline)
-        except DatasetBusy:
-            result.status = "busy" if result.status == "done" else result.status
+            self._flush_locked(result, settings, deadline)
         finally:
             self.lease.release(project, dataset_type, owner)
         return result
 
-    def _flush_locked(self, result: FlushResult, settings: AppSettings, owner: str, deadline: float) -> None:
+    def _flush_locked(self, result: FlushResult, settings: AppSettings, deadline: float) -> None:
         project, dataset_type = result.project, result.dataset_type
-        batches = self._next_round(project, dataset_type)
+        batches = self.store.batches(project, dataset_type, MAX_LINES_PER_ROUND)
         if not batches:
             return
-        feature = settings.project(project).feature
-        ensured = self.gateway.ensure_project(project, feature, deadline)
-        if ensured.created_project or ensured.created_datasets:
-            self.publisher.publish(
-                EVENT_PROJECT_CREATED,
-                project,
-                project_arn=ensured.project_arn,
-                feature=feature,
-                created_project=ensured.created_project,
-                created_datasets=ensured.created_datasets,
-            )
-        dataset_arn = ensured.datasets[dataset_type]
-        before = self.gateway.wait_until_idle(dataset_arn, deadline)
-        after = before
-        sent_refs: list[str] = []
+        applied: _Round | None = None
         try:
+            feature = settings.project(project).feature
+            ensured = self.gateway.ensure_project(project, feature, deadline)
+            if ensured.created_project or ensured.created_datasets:
+                self.publisher.publish(
+                    EVENT_PROJECT_CREATED,
+                    project,
+                    project_arn=ensured.project_arn,
+                    feature=feature,
+                    created_project=ensured.created_project,
+                    created_datasets=ensured.created_datasets,
+                )
+            applied = _Round(ensured.datasets[dataset_type])
             while batches:
-                for chunk in chunking.pack(newest_lines(batches), self.max_bytes):
-                    result.calls += 1
-                    after = self.gateway.update_entries(dataset_arn, chunking.encode(chunk), deadline)
-                    result.sent += len(chunk)
-                    sent_refs.extend(line.source_ref for line in chunk)
-                # Every line of these items is now in the dataset: the items can go. Items staged
-                # meanwhile are new items, untouched here, and applied by the next round.
+                self._apply_round(result, applied, batches, deadline)
+                # Every line of these items is in the dataset, or was refused and reported: the items
+                # can go. Items staged meanwhile are new items, applied by the next round.
                 self.store.remove(project, dataset_type, batches)
                 if self.clock() >= deadline:
                     result.status = "more"
                     break
-                batches = self._next_round(project, dataset_type)
-        except UpdateFailed as failed:
-            result.given_up += self._count_failure(project, dataset_type, batches, failed)
-            result.status = "more"
+                batches = self.store.batches(project, dataset_type, MAX_LINES_PER_ROUND)
+            if self.store.retry_streak(project, dataset_type) is not None:
+                self.store.clear_retry_streak(project, dataset_type)
         except DatasetBusy:
             # Busy until the deadline (or our update still running): the round's items stay staged
             # and are sent again by the next flush (same source-ref = update, never a duplicate).
             result.status = "busy"
-        result.added = _total(after) - _total(before)
-        if sent_refs:
-            # A dataset still busy cannot be listed; those lines are sent and checked again later.
-            errors = (
-                self.gateway.entries_with_errors(dataset_arn, sent_refs) if result.status != "busy" else []
-            )
-            result.with_errors = len(errors)
-            self.publisher.publish(
-                EVENT_ENTRIES_APPLIED,
-                project,
-                dataset_type=dataset_type,
-                dataset_arn=dataset_arn,
-                entries_sent=result.sent,
-                entries_added=result.added,
-                entries_updated=max(0, result.sent - result.added),
-                update_calls=result.calls,
-                entries_with_errors=result.with_errors,
-                errors=[{"source-ref": e.source_ref, "errors": e.errors} for e in errors[:REPORTED_ERRORS]],
-                dataset_stats=after.get("DatasetStats", {}),
-            )
+        except (ServiceTrouble, UpdateFailed, ClientError) as error:
+            if isinstance(error, ClientError) and not is_service_error(error):
+                raise
+            self._wait_out(result, str(error))
+        if applied is not None:
+            self._report(result, applied)
 
-    def _next_round(self, project: str, dataset_type: str) -> list[StagedBatch]:
-        """The oldest staged items. An item that was part of a failed update goes alone, so that a line
-        the service refuses can only ever cost its own item's lines, never a whole round's."""
-        batches = self.store.batches(project, dataset_type, MAX_LINES_PER_ROUND)
-        suspects = [batch for batch in batches if batch.attempts > 0]
-        return suspects[:1] if suspects else batches
+    def _apply_round(
+        self, result: FlushResult, applied: _Round, batches: list[StagedBatch], deadline: float
+    ) -> None:
+        project, dataset_type = result.project, result.dataset_type
+        versions = newest_versions(batches)
+        known = self.store.applied_seqs(
+            project, dataset_type, applied.dataset_arn, [line.source_ref for line, _ in versions]
+        )
+        fresh = [(line, seq) for line, seq in versions if known.get(line.source_ref, "") < seq]
+        result.older += len(versions) - len(fresh)
+        seqs = dict((line.source_ref, seq) for line, seq in fresh)
+        lines = [line for line, _ in fresh]
+        for chunk in chunking.pack(lines, self.max_bytes):
+            self._send(result, applied, chunk, set(known), seqs, deadline)
 
-    def _count_failure(
-        self, project: str, dataset_type: str, batches: list[StagedBatch], failed: UpdateFailed
-    ) -> int:
-        """Counts a failed update on the staged items of the round; items that failed too often
-        are dropped and their lines reported. Returns the number of lines given up."""
-        exhausted = [b for b in batches if b.attempts + 1 >= MAX_UPDATE_ATTEMPTS]
-        for batch in batches:
-            if batch not in exhausted:
-                self.store.count_attempt(project, batch)
-        if not exhausted:
-            return 0
-        self.store.remove(project, dataset_type, exhausted)
-        lost = newest_lines(exhausted)
-        publish_rejections(
-            self.publisher,
-            [
+    def _send(
+        self,
+        result: FlushResult,
+        applied: _Round,
+        chunk: list[Line],
+        known: set[str],
+        seqs: dict[str, str],
+        deadline: float,
+    ) -> None:
+        """One update; on CLIENT_ERROR the chunk is halved until the failing line stands alone."""
+        project, dataset_type = result.project, result.dataset_type
+        result.calls += 1
+        try:
+            outcome = self.gateway.update_entries(applied.dataset_arn, chunking.encode(chunk), deadline)
+        except UpdateFailed as failed:
+            if failed.code != "CLIENT_ERROR":
+                raise ServiceTrouble(f"the dataset update failed ({failed.code}: {failed.message})") from None
+            if len(chunk) > 1:
+                half = len(chunk) // 2
+                self._send(result, applied, chunk[:half], known, seqs, deadline)
+                self._send(result, applied, chunk[half:], known, seqs, deadline)
+                return
+            (line,) = chunk
+            result.refused += 1
+            applied.rejections.append(
                 (
                     project,
-                    Rejection(
+                    _service_rejection(
                         line.source_ref,
-                        f"the {dataset_type} dataset update failed {MAX_UPDATE_ATTEMPTS} times "
-                        f"({failed.code}: {failed.message}); check the line and upload it again",
+                        f"Rekognition refused the line ({failed.code}: {failed.message}); fix it and upload "
+                        "it again",
                     ),
                 )
-                for line in lost
-            ],
+            )
+            self.store.record_applied(
+                project, dataset_type, applied.dataset_arn, [(line.source_ref, seqs[line.source_ref])]
+            )
+            return
+        applied.after = outcome.after
+        refs = [line.source_ref for line in chunk]
+        new = [ref for ref in refs if ref not in known]
+        grown = _total(outcome.after) - _total(outcome.before)
+        # Count check first; when it does not add up, look the lines up (Developer Guide: content
+        # errors are removed silently, and no API reports them).
+        present = set(refs) if grown == len(new) else self.gateway.present(applied.dataset_arn, refs)
+        result.sent += len(chunk)
+        result.added += len([ref for ref in new if ref in present])
+        result.updated += len([ref for ref in refs if ref in known and ref in present])
+        for ref in refs:
+            if ref not in present:
+                result.removed += 1
+                applied.rejections.append(
+                    (project, _service_rejection(ref, REMOVED_REASON.format(dataset_type=dataset_type)))
+                )
+        applied.sent_refs.extend(ref for ref in refs if ref in present)
+        self.store.record_applied(
+            project, dataset_type, applied.dataset_arn, [(ref, seqs[ref]) for ref in refs]
         )
-        return len(lost)
+        known.update(present)
+
+    def _wait_out(self, result: FlushResult, trouble: str) -> None:
+        """A service error: try again later with backoff, until the bound; then stop and alarm."""
+        project, dataset_type = result.project, result.dataset_type
+        now = self.wall_clock()
+        streak = self.store.retry_streak(project, dataset_type) or RetryStreak(now, 0)
+        streak = RetryStreak(streak.since, streak.attempts + 1)
+        self.store.save_retry_streak(project, dataset_type, streak)
+        result.trouble = trouble
+        if now - streak.since >= self.retry_bound_seconds:
+            # The staged lines stay staged (never dropped); the handler's metric raises the alarm, and
+            # the next upload to this dataset (or a flush request) tries again.
+            result.status = "stalled"
+            return
+        result.status = "retry"
+        result.retry_after = retry_delay(streak.attempts, self.retry_base_seconds)
+
+    def _report(self, result: FlushResult, applied: _Round) -> None:
+        project, dataset_type = result.project, result.dataset_type
+        publish_rejections(self.publisher, applied.rejections)
+        if not applied.sent_refs:
+            return
+        # A dataset still busy cannot be listed; its errors are reported after the next update.
+        errors = (
+            self.gateway.entries_with_errors(applied.dataset_arn, applied.sent_refs)
+            if result.status != "busy"
+            else []
+        )
+        result.with_errors = len(errors)
+        self.publisher.publish(
+            EVENT_ENTRIES_APPLIED,
+            project,
+            dataset_type=dataset_type,
+            dataset_arn=applied.dataset_arn,
+            entries_sent=result.sent,
+            entries_added=result.added,
+            entries_updated=result.updated,
+            entries_removed=result.removed,
+            entries_refused=result.refused,
+            entries_older_skipped=result.older,
+            update_calls=result.calls,
+            entries_with_errors=result.with_errors,
+            errors=[{"source-ref": e.source_ref, "errors": e.errors} for e in errors[:REPORTED_ERRORS]],
+            dataset_stats=applied.after.get("DatasetStats", {}),
+        )
+
+
+def retry_delay(attempts: int, base_seconds: float) -> int:
+    """Seconds before the next try after `attempts` consecutive service errors: the base doubling
+    with each attempt, up to the 15 minutes an SQS message can be delayed, with jitter."""
+    delay = min(float(SQS_MAX_DELAY_SECONDS), base_seconds * 2 ** max(0, min(attempts - 1, 16)))
+    return int(min(SQS_MAX_DELAY_SECONDS, delay * random.uniform(0.8, 1.2)))
+
+
+def _service_rejection(source_ref: str, reason: str) -> Rejection:
+    try:
+        _, key = parse_source_ref(source_ref)
+    except ValueError:
+        key = source_ref
+    return Rejection(key, reason, location=source_ref)
 
 
 def _total(description: dict[str, Any]) -> int:

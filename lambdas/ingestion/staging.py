@@ -4,16 +4,21 @@ Both live in the state table under the project's partition:
 
     pk = PROJECT#<project>   sk = STAGED#<TYPE>#<time>#<id>   lines (JSON), attempts
     pk = PROJECT#<project>   sk = INGESTION_LEASE#<TYPE>       owner, expires_at
+    pk = PROJECT#<project>   sk = APPLIED#<TYPE>#<hash>        ref, seq (last applied or refused line)
+    pk = PROJECT#<project>   sk = INGESTION_RETRY#<TYPE>       since, attempts (service-error streak)
+    pk = PROJECT#<project>   sk = INGESTION_TASK               task (image-level or bounding boxes)
 
 A staged item holds the lines of one SQS batch (or one part of a manifest) and is never changed
 after it is written, so an updater can delete the items it applied without racing new uploads:
 those land in new items. Duplicates across items (a redelivered upload) are merged when read: one
 line per source-ref, the newest S3 event wins, exactly like the dataset itself (same source-ref =
-update).
+update). The ordering token (`seq`) of the last line applied per source-ref and dataset is kept
+after the staged items are gone, so that a late redelivery of an older event never undoes it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 import uuid
@@ -24,7 +29,10 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from lambdas.common.constants import (
+    ITEM_APPLIED_PREFIX,
     ITEM_INGESTION_LEASE_PREFIX,
+    ITEM_INGESTION_RETRY_PREFIX,
+    ITEM_INGESTION_TASK,
     ITEM_STAGED_ENTRY_PREFIX,
     STATE_PK,
     STATE_SK,
@@ -34,6 +42,7 @@ from lambdas.ingestion.lines import Line
 
 ITEM_MAX_BYTES = 300 * 1024  # DynamoDB items hold 400 KB; keep room for keys and attributes
 _BATCH_WRITE_MAX = 25
+_BATCH_GET_MAX = 100
 
 
 @dataclass(frozen=True)
@@ -52,15 +61,35 @@ def event_seq(event_time: str, sequencer: str) -> str:
     return f"{event_time}#{(sequencer or '').upper().ljust(32, '0')}"
 
 
-def newest_lines(batches: Sequence[StagedBatch]) -> list[Line]:
-    """One line per source-ref, the one with the greatest seq (ties: the later item)."""
+def newest_versions(batches: Sequence[StagedBatch]) -> list[tuple[Line, str]]:
+    """One (line, seq) per source-ref, the one with the greatest seq (ties: the later item)."""
     newest: dict[str, tuple[Line, str]] = {}
     for batch in batches:
         for line, seq in batch.versions:
             current = newest.get(line.source_ref)
             if current is None or current[1] <= seq:
                 newest[line.source_ref] = (line, seq)
-    return [line for line, _ in newest.values()]
+    return list(newest.values())
+
+
+def newest_lines(batches: Sequence[StagedBatch]) -> list[Line]:
+    """One line per source-ref, the one with the greatest seq (ties: the later item)."""
+    return [line for line, _ in newest_versions(batches)]
+
+
+def applied_key(dataset_type: str, dataset_arn: str, source_ref: str) -> str:
+    """Per dataset (a deleted and recreated dataset starts afresh) and source-ref; hashed because a
+    source-ref can be longer than a DynamoDB sort key."""
+    digest = hashlib.sha256(f"{dataset_arn}\n{source_ref}".encode()).hexdigest()
+    return f"{ITEM_APPLIED_PREFIX}{dataset_type}#{digest}"
+
+
+@dataclass(frozen=True)
+class RetryStreak:
+    """Consecutive flushes that met a service error (not the lines' fault): since when, how many."""
+
+    since: float
+    attempts: int
 
 
 def split_versions(
@@ -87,6 +116,7 @@ class StagingStore(StateTableClient):
     ) -> None:
         super().__init__(table_name, client)
         self._clock = clock
+        self._tasks: dict[str, str] = {}
 
     def stage(self, project: str, dataset_type: str, lines: Sequence[Line], seq: str) -> int:
         """Stages the lines of one event; returns how many lines were written."""
@@ -135,13 +165,103 @@ class StagingStore(StateTableClient):
     def remove(self, project: str, dataset_type: str, batches: Sequence[StagedBatch]) -> None:
         self._batch_write([{"DeleteRequest": {"Key": state_key(project, batch.sk)}} for batch in batches])
 
-    def count_attempt(self, project: str, batch: StagedBatch) -> None:
-        self.client.update_item(
-            TableName=self.table_name,
-            Key=state_key(project, batch.sk),
-            UpdateExpression="ADD attempts :one",
-            ExpressionAttributeValues={":one": {"N": "1"}},
+    # -- ordering tokens of applied lines -------------------------------------------------------
+    def applied_seqs(
+        self, project: str, dataset_type: str, dataset_arn: str, refs: Sequence[str]
+    ) -> dict[str, str]:
+        """The seq of the last line applied (or refused by the service) per source-ref, if any."""
+        keys = {applied_key(dataset_type, dataset_arn, ref): ref for ref in dict.fromkeys(refs)}
+        found: dict[str, str] = {}
+        pending = list(keys)
+        for start in range(0, len(pending), _BATCH_GET_MAX):
+            request: dict[str, Any] = {
+                self.table_name: {
+                    "Keys": [state_key(project, sk) for sk in pending[start : start + _BATCH_GET_MAX]],
+                    "ConsistentRead": True,
+                }
+            }
+            for attempt in range(8):
+                response = self.client.batch_get_item(RequestItems=request)
+                for item in response.get("Responses", {}).get(self.table_name, []):
+                    found[keys[item[STATE_SK]["S"]]] = item["seq"]["S"]
+                request = response.get("UnprocessedKeys") or {}
+                if not request:
+                    break
+                time.sleep(min(2.0, 0.05 * 2**attempt))
+            if request:
+                raise RuntimeError(f"DynamoDB left keys unread in {self.table_name}")
+        return found
+
+    def record_applied(
+        self, project: str, dataset_type: str, dataset_arn: str, versions: Sequence[tuple[str, str]]
+    ) -> None:
+        """Remembers (source-ref, seq) pairs as the last applied lines."""
+        self._batch_write(
+            [
+                {
+                    "PutRequest": {
+                        "Item": {
+                            **state_key(project, applied_key(dataset_type, dataset_arn, ref)),
+                            "ref": {"S": ref},
+                            "seq": {"S": seq},
+                        }
+                    }
+                }
+                for ref, seq in dict(versions).items()
+            ]
         )
+
+    # -- service-error streak ---------------------------------------------------------------------
+    def _retry_key(self, project: str, dataset_type: str) -> dict[str, Any]:
+        return state_key(project, f"{ITEM_INGESTION_RETRY_PREFIX}{dataset_type}")
+
+    def retry_streak(self, project: str, dataset_type: str) -> RetryStreak | None:
+        item = self.client.get_item(
+            TableName=self.table_name, Key=self._retry_key(project, dataset_type), ConsistentRead=True
+        ).get("Item")
+        if not item:
+            return None
+        return RetryStreak(float(item["since"]["N"]), int(item["attempts"]["N"]))
+
+    def save_retry_streak(self, project: str, dataset_type: str, streak: RetryStreak) -> None:
+        self.client.put_item(
+            TableName=self.table_name,
+            Item={
+                **self._retry_key(project, dataset_type),
+                "since": {"N": repr(streak.since)},
+                "attempts": {"N": str(streak.attempts)},
+            },
+        )
+
+    def clear_retry_streak(self, project: str, dataset_type: str) -> None:
+        self.client.delete_item(TableName=self.table_name, Key=self._retry_key(project, dataset_type))
+
+    # -- the project's task type ------------------------------------------------------------------
+    def project_task(self, project: str, proposed: str) -> str:
+        """The project's task type; the first caller fixes it to `proposed`. Cached: it never changes."""
+        cached = self._tasks.get(project)
+        if cached is not None:
+            return cached
+        key = state_key(project, ITEM_INGESTION_TASK)
+        item = self.client.get_item(TableName=self.table_name, Key=key, ConsistentRead=True).get("Item")
+        if item is None:
+            try:
+                self.client.put_item(
+                    TableName=self.table_name,
+                    Item={**key, "task": {"S": proposed}},
+                    ConditionExpression="attribute_not_exists(#pk)",
+                    ExpressionAttributeNames={"#pk": STATE_PK},
+                )
+                task = proposed
+            except ClientError as error:
+                if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                    raise
+                item = self.client.get_item(TableName=self.table_name, Key=key, ConsistentRead=True)["Item"]
+                task = item["task"]["S"]
+        else:
+            task = item["task"]["S"]
+        self._tasks[project] = task
+        return task
 
     def _batch_write(self, requests: list[dict[str, Any]], max_rounds: int = 8) -> None:
         """BatchWriteItem, 25 at a time, resending unprocessed items with bounded backoff."""

@@ -2,7 +2,9 @@
 
 - Images: the format is read from the content (PNG or JPEG magic bytes), the dimensions from the
   PNG IHDR chunk or the JPEG start-of-frame segment; then size, side and aspect-ratio limits.
-- Labels: the name rules of Custom Labels.
+- Image ends: a JPEG must end with its end-of-image marker, a PNG with its IEND chunk, so that a
+  truncated upload is rejected here rather than at training.
+- Labels: the name rules of Custom Labels (folder names and manifest class names alike).
 - Manifest lines: JSON object, source-ref in the data bucket, image-level labels and bounding
   boxes consistent with their metadata and inside the image.
 
@@ -34,9 +36,16 @@ JPEG_SOI = b"\xff\xd8"
 # Start-of-frame markers carry the dimensions; C4 (DHT), C8 (JPG) and CC (DAC) do not.
 _JPEG_SOF_MARKERS = frozenset({0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF})
 _JPEG_STANDALONE_MARKERS = frozenset({0x01, *range(0xD0, 0xD8)})
+JPEG_EOI = b"\xff\xd9"
+PNG_IEND = b"\x00\x00\x00\x00IEND\xaeB`\x82"  # zero length, type, CRC: the last 12 bytes of a PNG
+IMAGE_TAIL_BYTES = 64  # read from the end of an image to find its end marker
 IMAGE_CLASSIFICATION_TYPE = "groundtruth/image-classification"
 OBJECT_DETECTION_TYPE = "groundtruth/object-detection"
 METADATA_SUFFIX = "-metadata"
+# A project's task: image-level labels or bounding boxes (the use_case values of the manifest summary).
+TASK_IMAGE_LEVEL = "IMAGE_LEVEL_LABELS"
+TASK_BOUNDING_BOX = "OBJECT_LOCALIZATION"
+TASK_NAMES = {TASK_IMAGE_LEVEL: "image-level labels", TASK_BOUNDING_BOX: "bounding boxes"}
 
 
 class Rejected(ValueError):
@@ -116,6 +125,24 @@ def _jpeg_header(data: bytes) -> ImageInfo:
         pos += length
 
 
+def check_image_end(image_format: str, tail: bytes) -> None:
+    """A complete file ends with its format's end marker; a truncated upload does not.
+
+    JPEG: the end-of-image marker FF D9 (zero bytes of padding after it are tolerated).
+    PNG: the IEND chunk, always the same 12 bytes.
+    """
+    if image_format == "JPEG" and not tail.rstrip(b"\x00").endswith(JPEG_EOI):
+        raise Rejected(
+            "the JPEG file does not end with its end-of-image marker: the upload was cut short or the file "
+            "is damaged; upload the complete file again"
+        )
+    if image_format == "PNG" and not tail.endswith(PNG_IEND):
+        raise Rejected(
+            "the PNG file does not end with its IEND chunk: the upload was cut short or the file is "
+            "damaged; upload the complete file again"
+        )
+
+
 def check_image(info: ImageInfo, size_bytes: int) -> None:
     """The Custom Labels limits on one image."""
     if size_bytes > IMAGE_MAX_BYTES:
@@ -140,7 +167,13 @@ def check_image(info: ImageInfo, size_bytes: int) -> None:
 
 
 def check_label(name: str) -> str:
-    """Returns the label if Custom Labels accepts it as a label name."""
+    """Returns the label if Custom Labels accepts it as a label name.
+
+    The Developer Guide limits label names to 256 characters (ERROR_INVALID_LABEL_NAME_LENGTH) and
+    the API's label filter (DatasetLabel) takes one or more characters other than line breaks.
+    Edge spaces and control characters (tab included) are refused too: they make a label that looks
+    like another one and cannot be told apart in reports.
+    """
     if not isinstance(name, str) or not name.strip():
         raise Rejected("the label name is empty; give the image a label")
     if len(name) > LABEL_NAME_MAX_LENGTH:
@@ -166,6 +199,7 @@ class ManifestEntry:
     labels: tuple[str, ...]  # image-level and bounding-box class names
     boxes: int
     line: str  # compact JSON, as sent to UpdateDatasetEntries
+    task: str | None = None  # TASK_IMAGE_LEVEL, TASK_BOUNDING_BOX, or None for an unlabeled line
 
 
 def parse_manifest_line(text: str, bucket: str) -> ManifestEntry:
@@ -183,6 +217,7 @@ def parse_manifest_line(text: str, bucket: str) -> ManifestEntry:
 
     labels: list[str] = []
     boxes = 0
+    kinds: set[str] = set()
     for attribute, value in obj.items():
         if attribute == "source-ref" or attribute.endswith(METADATA_SUFFIX):
             continue
@@ -192,6 +227,8 @@ def parse_manifest_line(text: str, bucket: str) -> ManifestEntry:
         if not isinstance(metadata, dict):
             raise Rejected(f'"{attribute}{METADATA_SUFFIX}" must be a JSON object; fix the line')
         kind = metadata.get("type")
+        if isinstance(kind, str):
+            kinds.add(kind)
         if kind == IMAGE_CLASSIFICATION_TYPE:
             labels.append(_image_level_label(attribute, value, metadata))
         elif kind == OBJECT_DETECTION_TYPE:
@@ -213,7 +250,14 @@ def parse_manifest_line(text: str, bucket: str) -> ManifestEntry:
         raise Rejected(
             f"the line has {len(line)} characters; a dataset entry holds at most {DATASET_ENTRY_MAX_CHARS}"
         )
-    return ManifestEntry(source_ref=ref, labels=distinct, boxes=boxes, line=line)
+    task = (
+        TASK_BOUNDING_BOX
+        if OBJECT_DETECTION_TYPE in kinds
+        else TASK_IMAGE_LEVEL
+        if IMAGE_CLASSIFICATION_TYPE in kinds
+        else None
+    )
+    return ManifestEntry(source_ref=ref, labels=distinct, boxes=boxes, line=line, task=task)
 
 
 def _check_source_ref(ref: str, bucket: str) -> None:

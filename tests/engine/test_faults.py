@@ -47,6 +47,26 @@ def test_throttle_and_internal_error(running: RunningEngine) -> None:
     assert running.faults.list() == []
 
 
+@pytest.mark.parametrize("status", [500, 400])
+def test_throttling_answers_the_configured_http_status(s3: Any, status: int) -> None:
+    # The API reference gives HTTP 500 (the default); the Developer Guide also lists it under 400.
+    from autopilot.engine.testing import running_engine
+
+    with running_engine(time_scale=0.01, throttling_status=status) as engine:
+        engine.faults.throttle("DescribeProjects")
+        with pytest.raises(ClientError) as info:
+            no_retries(engine).describe_projects()  # type: ignore[arg-type]
+        assert info.value.response["Error"]["Code"] == "ThrottlingException"
+        assert info.value.response["ResponseMetadata"]["HTTPStatusCode"] == status
+
+
+def test_throttling_defaults_to_http_500(running: RunningEngine) -> None:
+    running.faults.throttle("DescribeProjects")
+    with pytest.raises(ClientError) as info:
+        no_retries(running).describe_projects()
+    assert info.value.response["ResponseMetadata"]["HTTPStatusCode"] == 500
+
+
 def test_standard_retries_ride_over_throttling(running: RunningEngine) -> None:
     running.faults.throttle("CreateProject", count=2)
     client = boto3.client(

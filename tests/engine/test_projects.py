@@ -136,11 +136,20 @@ def test_projects_are_regional(running: RunningEngine) -> None:
 
 
 def test_delete_project(rk: Any) -> None:
-    # Given
+    # Given a project with a dataset
     arn = rk.create_project(ProjectName="doomed")["ProjectArn"]
     dataset = rk.create_dataset(ProjectArn=arn, DatasetType="TRAIN")["DatasetArn"]
     wait_dataset(rk, dataset)
-    # When
+    # Then it cannot be deleted while the dataset remains (Developer Guide, "Deleting a project (SDK)")
+    with pytest.raises(ClientError) as refused:
+        rk.delete_project(ProjectArn=arn)
+    assert error_code(refused) == "ResourceInUseException"
+    # When the dataset is deleted and gone
+    rk.delete_dataset(DatasetArn=dataset)
+    deadline = time.monotonic() + 10
+    while rk.describe_projects(ProjectNames=["doomed"])["ProjectDescriptions"][0]["Datasets"]:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
     status = rk.delete_project(ProjectArn=arn)["Status"]
     # Then
     assert status == "DELETING"
@@ -153,6 +162,16 @@ def test_delete_project(rk: Any) -> None:
     with pytest.raises(ClientError) as info:
         rk.delete_project(ProjectArn=arn)
     assert error_code(info) == "ResourceNotFoundException"
+
+
+def test_delete_project_with_datasets_when_configured_like_the_api_reference(s3: Any) -> None:
+    from autopilot.engine.testing import running_engine
+
+    with running_engine(time_scale=0.01, delete_project_requires_no_datasets=False) as engine:
+        rk = engine.client()
+        arn = rk.create_project(ProjectName="lenient")["ProjectArn"]
+        wait_dataset(rk, rk.create_dataset(ProjectArn=arn, DatasetType="TRAIN")["DatasetArn"])
+        assert rk.delete_project(ProjectArn=arn)["Status"] == "DELETING"
 
 
 def test_unknown_project_is_not_found(rk: Any) -> None:

@@ -88,8 +88,12 @@ def test_tour_of_every_operation(running: RunningEngine, s3: Any) -> None:
     assert result["ModerationLabels"][0]["Name"] == "red"
     # Clean-up
     rk.delete_dataset(DatasetArn=train)
+    rk.delete_dataset(DatasetArn=test)
     deadline = time.monotonic() + 10
-    while rk.describe_project_versions(ProjectArn=project)["ProjectVersionDescriptions"]:
+    while (
+        rk.describe_project_versions(ProjectArn=project)["ProjectVersionDescriptions"]
+        or rk.describe_projects(ProjectNames=["tour"])["ProjectDescriptions"][0]["Datasets"]
+    ):
         assert time.monotonic() < deadline
         time.sleep(0.02)
     assert rk.delete_project(ProjectArn=project)["Status"] == "DELETING"

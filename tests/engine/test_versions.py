@@ -167,10 +167,35 @@ def test_training_skips_unreadable_images(rk: Any, s3: Any) -> None:
     wait_dataset(rk, made["train"])
     description = train_version(rk, made["project"])
     assert description["Status"] == "TRAINING_COMPLETED"
+    # The manifest summary in the documented format (Developer Guide, "Understanding the manifest
+    # summary"): statistics per dataset, errors spanning both
     key = description["ManifestSummary"]["S3Object"]["Name"]
     summary = json.loads(s3.get_object(Bucket=BUCKET, Key=key)["Body"].read())
-    assert summary["statistics"]["invalid_json_lines"] == 2
-    assert {e["source-ref"].rsplit("/", 1)[1] for e in summary["errors"]} == {"missing.png", "text.png"}
+    assert set(summary) == {"statistics", "errors"} and summary["errors"] == []
+    training = summary["statistics"]["training"]
+    assert set(training) == {
+        "use_case",
+        "total_json_lines",
+        "valid_json_lines",
+        "invalid_json_lines",
+        "ignored_json_lines",
+        "error_json_line_indices",
+        "errors",
+    }
+    assert training["use_case"] == "IMAGE_LEVEL_LABELS"
+    assert training["invalid_json_lines"] == 2
+    assert training["valid_json_lines"] == training["total_json_lines"] - 2
+    assert summary["statistics"]["testing"]["invalid_json_lines"] == 0
+    # And the training manifest with validation carries those two lines' errors, at their indices
+    (asset,) = description["TrainingDataResult"]["Validation"]["Assets"]
+    obj = asset["GroundTruthManifest"]["S3Object"]
+    lines = [json.loads(t) for t in s3.get_object(Bucket=BUCKET, Key=obj["Name"])["Body"].read().splitlines()]
+    flagged = {lines[i]["source-ref"].rsplit("/", 1)[1] for i in training["error_json_line_indices"]}
+    assert flagged == {"missing.png", "text.png"}
+    assert all(
+        lines[i]["errors"][0]["code"].startswith("ERROR_") for i in training["error_json_line_indices"]
+    )
+    assert description["TestingDataResult"]["Validation"]["Assets"]
 
 
 def test_training_from_manifests_on_a_project_without_datasets(rk: Any, s3: Any) -> None:

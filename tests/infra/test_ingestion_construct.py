@@ -18,10 +18,12 @@ from lambdas.common.constants import (
     ENV_IDEMPOTENCY_TABLE,
     ENV_INGESTION_FLUSH_DELAY,
     ENV_INGESTION_QUEUE_URL,
+    ENV_INGESTION_RETRY_HOURS,
     ENV_LIFECYCLE_TOPIC,
     ENV_SETTINGS_PARAMETER,
     ENV_STATE_TABLE,
     INGESTION_FOLDERS,
+    METRIC_INGESTION_STALLED,
 )
 from lambdas.common.settings import AppSettings, ProjectSettings
 
@@ -142,6 +144,7 @@ def test_function_environment_names_every_resource(synthesized) -> None:
                         ENV_SETTINGS_PARAMETER: Match.any_value(),
                         ENV_INGESTION_QUEUE_URL: Match.any_value(),
                         ENV_INGESTION_FLUSH_DELAY: "20",
+                        ENV_INGESTION_RETRY_HOURS: "24.0",
                     }
                 )
             },
@@ -167,6 +170,23 @@ def test_dead_letter_alarm_notifies_the_lifecycle_topic(synthesized) -> None:
     )
 
 
+def test_stalled_dataset_updates_alarm_on_the_lifecycle_topic(synthesized) -> None:
+    template, ingestion, _ = synthesized
+    template.has_resource_properties(
+        "AWS::CloudWatch::Alarm",
+        {
+            "MetricName": METRIC_INGESTION_STALLED,
+            "Namespace": "CustomLabelsAutopilot",
+            "Dimensions": [{"Name": "service", "Value": ingestion.handler.node.id}],
+            "Statistic": "Sum",
+            "Threshold": 1,
+            "ComparisonOperator": "GreaterThanOrEqualToThreshold",
+            "AlarmActions": [{"Ref": Match.string_like_regexp("NotificationsLifecycle")}],
+        },
+    )
+    assert ingestion.stalled_alarm in ingestion.alarms
+
+
 def test_role_is_scoped_to_the_configured_projects(synthesized) -> None:
     template, ingestion, stack = synthesized
     policies = template.find_resources(
@@ -175,7 +195,10 @@ def test_role_is_scoped_to_the_configured_projects(synthesized) -> None:
     statements = [s for p in policies.values() for s in p["Properties"]["PolicyDocument"]["Statement"]]
     dynamo = next(s for s in statements if "dynamodb:Query" in s["Action"])
     # The staging store writes and deletes staged items with BatchWriteItem.
-    assert {"dynamodb:BatchWriteItem", "dynamodb:UpdateItem", "dynamodb:PutItem"} <= set(dynamo["Action"])
+    assert {"dynamodb:BatchWriteItem", "dynamodb:PutItem"} <= set(dynamo["Action"])
+    assert "dynamodb:UpdateItem" not in dynamo["Action"]
+    # Ordering tokens, the service-error streak and the task type are read by key.
+    assert {"dynamodb:BatchGetItem", "dynamodb:GetItem", "dynamodb:DeleteItem"} <= set(dynamo["Action"])
     assert dynamo["Condition"]["ForAllValues:StringEquals"]["dynamodb:LeadingKeys"] == [
         "PROJECT#digits",
         "PROJECT#moderation",

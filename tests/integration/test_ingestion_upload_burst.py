@@ -13,13 +13,15 @@ from autopilot.engine.testing import running_engine
 from bench.ingestion_burst import OfflineIngestion, png_bytes
 from lambdas.common import aws, config
 from lambdas.common.constants import EVENT_ENTRIES_APPLIED, EVENT_ENTRIES_REJECTED, UPDATE_ENTRIES_MAX_BYTES
+from lambdas.common.settings import ProjectSettings
 from lambdas.ingestion import handler
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("ingestion-engine")]
 
 
 def manifest_lines(bucket: str) -> tuple[list[str], set[str], int]:
-    """40 valid lines (image-level and boxes), 8 bad ones. Returns lines, valid refs, bad count."""
+    """30 valid image-level lines, 10 bounding-box lines (rejected: the project trains on image-level
+    labels) and 8 bad ones. Returns lines, valid refs, rejected count."""
     lines, valid = [], set()
     for i in range(30):
         ref = f"s3://{bucket}/digits/shelf/img-{i}.png"
@@ -51,7 +53,6 @@ def manifest_lines(bucket: str) -> tuple[list[str], set[str], int]:
                 }
             )
         )
-        valid.add(ref)
     bad = [
         "{oops",
         json.dumps(
@@ -108,7 +109,7 @@ def manifest_lines(bucket: str) -> tuple[list[str], set[str], int]:
     ]
     for offset, line in zip((3, 9, 14, 20, 26, 31, 37, 44), bad, strict=True):
         lines.insert(offset, line)
-    return lines, valid, len(bad)
+    return lines, valid, len(bad) + 10
 
 
 def test_thousand_uploads_and_a_manifest_become_exactly_the_valid_entries(
@@ -116,7 +117,8 @@ def test_thousand_uploads_and_a_manifest_become_exactly_the_valid_entries(
 ) -> None:
     rng = random.Random(11)
     with mock_aws(), running_engine(time_scale=0.001):
-        world = OfflineIngestion(s3_notifications=False)
+        projects = {"digits": ProjectSettings(task_type="IMAGE_LEVEL_LABELS")}
+        world = OfflineIngestion(projects=projects, s3_notifications=False)
         world.activate(monkeypatch)
         # Given 1,000 images (900 train, 100 test; 20 of them invalid) and a manifest
         good, bad_images = png_bytes(), png_bytes(20, 20)
@@ -154,12 +156,14 @@ def test_thousand_uploads_and_a_manifest_become_exactly_the_valid_entries(
         rejected = [
             r for e in events if e["type"] == EVENT_ENTRIES_REJECTED for r in e["detail"]["rejections"]
         ]
-        assert {r["key"] for r in rejected if "line" not in r["key"]} == {
+        assert {r["key"] for r in rejected if r.get("line") is None} == {
             f"digits/{'test' if i % 10 == 0 else 'train'}/{i % 7}/photo {i:04d}.png"
             for i in range(1000)
             if i % 50 == 1
         }
-        assert len({r["key"] for r in rejected if " line " in r["key"]}) == manifest_bad
+        manifest_rejections = {(r["key"], r["line"]) for r in rejected if r.get("line") is not None}
+        assert {key for key, _ in manifest_rejections} == {"digits/manifests/train/shelf.manifest"}
+        assert len(manifest_rejections) == manifest_bad
         applied = [e["detail"] for e in events if e["type"] == EVENT_ENTRIES_APPLIED]
         assert sum(a["entries_added"] for a in applied) == sum(len(v) for v in expected.values())
         # The whole burst fits one call per dataset (its lines are far below 5 MB)

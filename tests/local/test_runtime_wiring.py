@@ -50,6 +50,32 @@ def test_upload_under_the_prefix_reaches_the_handler_and_others_do_not(runtime: 
     assert consumer and all(i.error is None for i in consumer)
 
 
+def test_s3_notifications_carry_version_sequencer_and_etag(runtime: LocalRuntime) -> None:
+    # Given a versioned bucket and the same key uploaded twice
+    s3 = boto3.client("s3")
+    bucket = _bucket(runtime)
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    versions = [
+        s3.put_object(Bucket=bucket, Key="digits/train/seven/same.png", Body=body)["VersionId"]
+        for body in (b"first", b"second")
+    ]
+
+    def records() -> list[dict[str, Any]]:
+        found = []
+        for invocation in runtime.lambdas.invocations:
+            for message in (invocation.event or {}).get("Records", []):
+                body = json.loads(message.get("body", "{}"))
+                found.extend(r["s3"]["object"] for r in body.get("Records", []) if isinstance(body, dict))
+        return [o for o in found if o["key"].endswith("same.png")]
+
+    assert runtime.run_until(lambda: len(records()) == 2, timeout_s=30)
+    # Then each record names its version and ETag, and the later upload has the greater sequencer
+    first, second = sorted(records(), key=lambda o: o["sequencer"])
+    assert [first["versionId"], second["versionId"]] == versions
+    assert first["eTag"] and first["eTag"] != second["eTag"]
+    assert len(first["sequencer"]) == 18 and int(first["sequencer"], 16) > 0
+
+
 def test_failed_items_are_retried_then_land_in_the_dead_letter_queue(runtime: LocalRuntime) -> None:
     # Given a consumer that reports keys containing "bad" as batch item failures (maxReceiveCount 2)
     s3 = boto3.client("s3")

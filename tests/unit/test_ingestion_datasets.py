@@ -9,7 +9,13 @@ import boto3
 import pytest
 from botocore.stub import ANY, Stubber
 
-from lambdas.ingestion.datasets import DatasetBusy, DatasetGateway, UpdateFailed, UpdateStillRunning
+from lambdas.ingestion.datasets import (
+    DatasetBusy,
+    DatasetGateway,
+    DatasetUnusable,
+    UpdateFailed,
+    UpdateStillRunning,
+)
 
 PROJECT_ARN = "arn:aws:rekognition:us-east-1:123456789012:project/digits/1700000000000"
 TRAIN_ARN = f"{PROJECT_ARN.rsplit('/', 1)[0]}/dataset/train/1700000000001"
@@ -152,7 +158,8 @@ def test_update_waits_out_in_progress_and_resource_in_use_then_waits_for_complet
     stubber.add_response("describe_dataset", described("UPDATE_IN_PROGRESS", 5), arn)
     stubber.add_response("describe_dataset", described("UPDATE_COMPLETE", 6), arn)
     result = gateway.update_entries(TRAIN_ARN, b'{"source-ref":"s3://b/k"}', deadline=1000)
-    assert result["DatasetStats"]["TotalEntries"] == 6
+    assert result.before["DatasetStats"]["TotalEntries"] == 5
+    assert result.after["DatasetStats"]["TotalEntries"] == 6
     assert len(clock.sleeps) == 3
 
 
@@ -200,3 +207,69 @@ def test_entries_with_errors_pages_and_keeps_only_our_lines(stubbed) -> None:
     )
     found = gateway.entries_with_errors(TRAIN_ARN, ["s3://b/mine.png"])
     assert [(e.source_ref, e.errors[0]["code"]) for e in found] == [("s3://b/mine.png", "ERROR_X")]
+
+
+def test_a_dataset_being_deleted_is_waited_out_like_a_busy_one(stubbed) -> None:
+    stubber, gateway, _ = stubbed
+    for _ in range(3):
+        stubber.add_response("describe_dataset", described("DELETE_IN_PROGRESS"), {"DatasetArn": TRAIN_ARN})
+    with pytest.raises(DatasetBusy):
+        gateway.wait_until_idle(TRAIN_ARN, deadline=3.0)
+
+
+def entry(ref: str) -> str:
+    return json.dumps({"source-ref": ref, "l": 1})
+
+
+def test_present_looks_a_few_lines_up_one_by_one_and_exactly(stubbed) -> None:
+    stubber, gateway, _ = stubbed
+    request = {"DatasetArn": TRAIN_ARN, "MaxResults": 100}
+    # "a.png" is contained in "a.png.bak" too: only an exact match counts
+    stubber.add_response(
+        "list_dataset_entries",
+        {"DatasetEntries": [entry("s3://b/x/a.png.bak")]},
+        {**request, "SourceRefContains": "s3://b/x/a.png"},
+    )
+    stubber.add_response(
+        "list_dataset_entries",
+        {"DatasetEntries": [entry("s3://b/x/b.png")]},
+        {**request, "SourceRefContains": "s3://b/x/b.png"},
+    )
+    assert gateway.present(TRAIN_ARN, ["s3://b/x/a.png", "s3://b/x/b.png"]) == {"s3://b/x/b.png"}
+    stubber.assert_no_pending_responses()
+
+
+def test_present_lists_many_lines_by_their_common_prefix(stubbed) -> None:
+    stubber, gateway, _ = stubbed
+    refs = [f"s3://b/digits/train/{i}.png" for i in range(30)]
+    request = {"DatasetArn": TRAIN_ARN, "MaxResults": 100, "SourceRefContains": "s3://b/digits/train/"}
+    stubber.add_response(
+        "list_dataset_entries", {"DatasetEntries": [entry(r) for r in refs[:20]], "NextToken": "t"}, request
+    )
+    stubber.add_response(
+        "list_dataset_entries",
+        {"DatasetEntries": [entry(r) for r in refs[21:]]},
+        {**request, "NextToken": "t"},
+    )
+    assert gateway.present(TRAIN_ARN, refs) == set(refs) - {refs[20]}
+    stubber.assert_no_pending_responses()
+
+
+def test_a_dataset_that_failed_to_be_created_by_a_service_error_is_deleted_to_be_created_again(
+    stubbed,
+) -> None:
+    stubber, gateway, _ = stubbed
+    failed = described("CREATE_FAILED", code="SERVICE_ERROR", message="An internal error occurred.")
+    stubber.add_response("describe_dataset", failed, {"DatasetArn": TRAIN_ARN})
+    stubber.add_response("delete_dataset", {}, {"DatasetArn": TRAIN_ARN})
+    with pytest.raises(DatasetBusy):
+        gateway.wait_until_idle(TRAIN_ARN, deadline=100)
+    stubber.assert_no_pending_responses()
+
+
+def test_a_dataset_that_failed_to_be_created_by_the_client_is_left_to_a_person(stubbed) -> None:
+    stubber, gateway, _ = stubbed
+    failed = described("CREATE_FAILED", code="CLIENT_ERROR", message="ERROR_MANIFEST_TOO_MANY_LABELS")
+    stubber.add_response("describe_dataset", failed, {"DatasetArn": TRAIN_ARN})
+    with pytest.raises(DatasetUnusable):
+        gateway.wait_until_idle(TRAIN_ARN, deadline=100)

@@ -75,7 +75,7 @@ def test_unknown_project_is_rejected_naming_key_and_cdk_json() -> None:
         ("digits/manifests/a.manifest", "manifests/train/"),
         ("digits/manifests/validation/a.manifest", "manifests/train/"),
         ("digits/manifests/train/a.json", ".manifest"),
-        ("digits/train/ /a.png", "label folder name is empty"),
+        ("digits/train/ /a.png", "label name is empty"),
     ],
 )
 def test_misplaced_keys_are_rejected_with_the_expected_layout(key: str, hint: str) -> None:
@@ -83,6 +83,27 @@ def test_misplaced_keys_are_rejected_with_the_expected_layout(key: str, hint: st
         route_key(key, PROJECTS)
     assert hint in str(caught.value)
     assert key in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("folder", "hint"),
+    [
+        ("x" * 300, "300 characters; at most 256"),
+        (" seven ", "starts or ends with a space"),
+        ("se\tven", "control characters"),
+        ("seven ", "starts or ends with a space"),
+    ],
+)
+def test_label_folders_are_checked_like_manifest_class_names(folder: str, hint: str) -> None:
+    key = f"digits/train/{folder}/a.png"
+    with pytest.raises(KeyRejected) as caught:
+        route_key(key, PROJECTS)
+    assert hint in str(caught.value) and "Rename the folder" in str(caught.value)
+
+
+def test_a_256_character_label_folder_is_accepted() -> None:
+    route = route_key(f"digits/train/{'x' * 256}/a.png", PROJECTS)
+    assert isinstance(route, ImageKey) and route.label == "x" * 256
 
 
 def test_parse_source_ref_splits_bucket_and_key() -> None:

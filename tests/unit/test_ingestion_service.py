@@ -34,8 +34,14 @@ class FakeSource:
 
 
 class FakeStore:
-    def __init__(self) -> None:
+    def __init__(self, task: str | None = None) -> None:
         self.staged: list[tuple[str, str, list[Line], str]] = []
+        self.task = task
+
+    def project_task(self, project: str, proposed: str) -> str:
+        if self.task is None:
+            self.task = proposed
+        return self.task
 
     def stage(self, project: str, dataset_type: str, lines: list[Line], seq: str) -> int:
         self.staged.append((project, dataset_type, list(lines), seq))
@@ -108,9 +114,9 @@ def test_manifest_is_staged_block_by_block_with_line_numbers_kept(monkeypatch: p
     )
     assert result.staged == 4 and len(store.staged) == 3
     assert all(dataset == "TEST" for _, dataset, _, _ in store.staged)
-    assert [r.key for r in result.rejections] == [
-        "digits/manifests/test/m.manifest line 2",
-        "digits/manifests/test/m.manifest line 5",
+    assert [(r.key, r.line) for r in result.rejections] == [
+        ("digits/manifests/test/m.manifest", 2),
+        ("digits/manifests/test/m.manifest", 5),
     ]
     assert result.to_dict()["staged"] == 4 and IngestResult.from_dict(result.to_dict()) == result
 
@@ -124,3 +130,50 @@ def test_manifest_rejections_are_capped(monkeypatch: pytest.MonkeyPatch) -> None
 def test_manifest_keys_are_recognised_before_validation() -> None:
     assert is_manifest_key("digits/manifests/train/a.manifest")
     assert not is_manifest_key("digits/train/manifests/a.png")
+
+
+def box_line(ref: str) -> bytes:
+    return json.dumps(
+        {
+            "source-ref": ref,
+            "bounding-box": {
+                "image_size": [{"width": 200, "height": 100, "depth": 3}],
+                "annotations": [{"class_id": 0, "left": 10, "top": 10, "width": 50, "height": 40}],
+            },
+            "bounding-box-metadata": {
+                "objects": [{"confidence": 1}],
+                "class-map": {"0": "Echo"},
+                "type": "groundtruth/object-detection",
+            },
+        }
+    ).encode()
+
+
+def test_a_bounding_box_line_in_an_image_level_project_is_rejected() -> None:
+    # Given a project whose first entries were image-level (a folder upload)
+    store = FakeStore()
+    assert run("digits/train/7/a.png", FakeSource(), store).rejections == []
+    # When a manifest brings a bounding-box line
+    result = run(
+        "digits/manifests/train/m.manifest", FakeSource(lines=[box_line(f"s3://{BUCKET}/b.jpg")]), store
+    )
+    # Then that line is rejected with the reason, and nothing is staged
+    (rejection,) = result.rejections
+    assert rejection.line == 1 and "bounding boxes" in rejection.reason and "image-level" in rejection.reason
+    assert store.staged == []
+
+
+def test_an_image_folder_upload_to_a_bounding_box_project_is_rejected() -> None:
+    store = FakeStore()
+    run("digits/manifests/train/m.manifest", FakeSource(lines=[box_line(f"s3://{BUCKET}/b.jpg")]), store)
+    result = run("digits/train/7/a.png", FakeSource(), store)
+    assert result.pending == [] and "image-level labels" in result.rejections[0].reason
+
+
+def test_the_configured_task_type_decides_over_the_first_entries() -> None:
+    settings = AppSettings(projects={"digits": ProjectSettings(task_type="OBJECT_LOCALIZATION")})
+    store = FakeStore()
+    result = ingest_object(
+        event("digits/train/7/a.png"), settings=settings, data_bucket=BUCKET, source=FakeSource(), store=store
+    )  # type: ignore[arg-type]
+    assert "configured" in result.rejections[0].reason and store.task is None

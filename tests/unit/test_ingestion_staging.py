@@ -79,3 +79,39 @@ def test_lease_admits_one_holder_until_released_or_expired(table) -> None:
     # A holder that died loses the lease when it expires
     now[0] += 61
     assert lease.acquire("digits", "TRAIN", "c", seconds=60)
+
+
+def test_ordering_tokens_are_kept_per_dataset_and_source_ref(table) -> None:
+    name, client = table
+    store = StagingStore(name, client)
+    refs = [f"s3://b/{'long/' * 250}{i}.png" for i in range(130)]  # longer than a sort key may be
+    # Given tokens recorded for 130 source-refs of one dataset
+    store.record_applied("digits", "TRAIN", "arn:train:1", [(ref, f"t{i:03d}") for i, ref in enumerate(refs)])
+    # When read back (more than one BatchGetItem)
+    found = store.applied_seqs("digits", "TRAIN", "arn:train:1", [*refs, "s3://b/never.png"])
+    # Then each comes back with its token, and unknown refs and other datasets have none
+    assert found == {ref: f"t{i:03d}" for i, ref in enumerate(refs)}
+    assert store.applied_seqs("digits", "TRAIN", "arn:train:2", refs[:3]) == {}
+    store.record_applied("digits", "TRAIN", "arn:train:1", [(refs[0], "t999")])
+    assert store.applied_seqs("digits", "TRAIN", "arn:train:1", refs[:1]) == {refs[0]: "t999"}
+
+
+def test_retry_streak_round_trip(table) -> None:
+    from lambdas.ingestion.staging import RetryStreak
+
+    name, client = table
+    store = StagingStore(name, client)
+    assert store.retry_streak("digits", "TRAIN") is None
+    store.save_retry_streak("digits", "TRAIN", RetryStreak(1_700_000_000.5, 3))
+    assert store.retry_streak("digits", "TRAIN") == RetryStreak(1_700_000_000.5, 3)
+    assert store.retry_streak("digits", "TEST") is None
+    store.clear_retry_streak("digits", "TRAIN")
+    assert store.retry_streak("digits", "TRAIN") is None
+
+
+def test_the_first_task_type_proposed_is_the_projects_for_every_caller(table) -> None:
+    name, client = table
+    first, second = StagingStore(name, client), StagingStore(name, client)
+    assert first.project_task("digits", "IMAGE_LEVEL_LABELS") == "IMAGE_LEVEL_LABELS"
+    assert second.project_task("digits", "OBJECT_LOCALIZATION") == "IMAGE_LEVEL_LABELS"
+    assert second.project_task("other", "OBJECT_LOCALIZATION") == "OBJECT_LOCALIZATION"

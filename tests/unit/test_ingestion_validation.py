@@ -14,6 +14,7 @@ from lambdas.ingestion.validation import (
     NeedMoreBytes,
     Rejected,
     check_image,
+    check_image_end,
     check_label,
     parse_manifest_line,
     read_image_header,
@@ -221,3 +222,47 @@ def test_unknown_metadata_type_is_rejected() -> None:
     line["animal-metadata"]["type"] = "groundtruth/semantic-segmentation"  # type: ignore[index]
     with pytest.raises(Rejected, match="semantic-segmentation"):
         parse_manifest_line(json.dumps(line), BUCKET)
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG"])
+def test_complete_images_end_with_their_end_marker(fmt: str) -> None:
+    data = encoded(fmt, (96, 64))
+    check_image_end(fmt, data[-64:])
+
+
+def test_jpeg_padded_with_zero_bytes_after_its_end_marker_passes() -> None:
+    check_image_end("JPEG", encoded("JPEG", (96, 64))[-30:] + b"\x00" * 8)
+
+
+@pytest.mark.parametrize(("fmt", "reason"), [("JPEG", "end-of-image marker"), ("PNG", "IEND")])
+def test_truncated_images_are_rejected(fmt: str, reason: str) -> None:
+    data = encoded(fmt, (96, 64))
+    cut = data[: len(data) - 20]
+    # The header is intact: only the end shows the truncation
+    assert read_image_header(cut) == ImageInfo(fmt, 96, 64)
+    with pytest.raises(Rejected, match=reason):
+        check_image_end(fmt, cut[-64:])
+
+
+def test_the_object_source_reads_the_last_bytes_of_the_object(monkeypatch: pytest.MonkeyPatch) -> None:
+    import boto3
+    from moto import mock_aws
+
+    from lambdas.ingestion.objects import S3ObjectSource
+
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    with mock_aws():
+        s3 = boto3.client("s3", region_name="us-east-1")
+        s3.create_bucket(Bucket="data-bucket")
+        # Larger than the first read, so the end is fetched with its own ranged GET
+        big = Image.effect_noise((1024, 1024), 60).convert("RGB")
+        buffer = io.BytesIO()
+        big.save(buffer, "PNG")
+        data = buffer.getvalue()
+        assert len(data) > 64 * 1024
+        s3.put_object(Bucket="data-bucket", Key="whole.png", Body=data)
+        s3.put_object(Bucket="data-bucket", Key="cut.png", Body=data[:-100])
+        source = S3ObjectSource(s3)
+        assert source.read_image_info("data-bucket", "whole.png", None) == ImageInfo("PNG", 1024, 1024)
+        with pytest.raises(Rejected, match="IEND"):
+            source.read_image_info("data-bucket", "cut.png", None)

@@ -105,19 +105,18 @@ class Guard(Construct):
                 )
             )
         nag_arn = "arn:<AWS::Partition>:rekognition:<AWS::Region>:<AWS::AccountId>:project"
+        stop_reason = (
+            "StopProjectVersion on the versions of one project the settings allow the guard to stop "
+            "(version ARNs end in names and timestamps chosen at run time)."
+        )
         acknowledge_iam5(
             role,
             {
                 "Resource::*": "rekognition:DescribeProjects has no resource-level permissions; X-Ray trace "
                 "segments accept only '*'.",
-                f"Resource::{nag_arn}/*": "the guard's purpose is to read the versions of every project of the "
-                "account and region (DescribeProjectVersions on the project resource type); it may not stop them.",
-                **{
-                    f"Resource::{nag_arn}/{name}/version/*": "StopProjectVersion on the versions of one project "
-                    "the settings allow the guard to stop (version ARNs end in names and timestamps chosen "
-                    "at run time)."
-                    for name in self.stoppable
-                },
+                f"Resource::{nag_arn}/*": "the guard reads the versions of every project of the account and "
+                "region (DescribeProjectVersions on the project resource type); it may not stop them.",
+                **{f"Resource::{nag_arn}/{name}/version/*": stop_reason for name in self.stoppable},
                 "Action::kms:GenerateDataKey*": "SNS publish to the topic encrypted with the stack key; the "
                 "grant is limited to that one key.",
             },

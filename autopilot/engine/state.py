@@ -100,6 +100,9 @@ class Version:
     f1: float | None = None
     summary: dict[str, str] | None = None
     manifest_summary: dict[str, str] | None = None
+    # Validation result manifests (TrainingDataResult / TestingDataResult .Validation).
+    training_validation: dict[str, Any] | None = None
+    testing_validation: dict[str, Any] | None = None
     # Asynchronous work.
     train_due: float = 0.0
     train_outcome: str | None = None  # None while computing, "ok" or "failed"

@@ -16,7 +16,13 @@ from autopilot.engine import errors
 from autopilot.engine.arns import version_arn
 from autopilot.engine.backend import Engine, operation
 from autopilot.engine.clock import epoch_ms
-from autopilot.engine.learning.training import TrainingFailure, TrainingReport, train
+from autopilot.engine.learning.training import (
+    TOO_MANY_INVALID_ROWS,
+    TooManyInvalidLines,
+    TrainingFailure,
+    TrainingReport,
+    train,
+)
 from autopilot.engine.manifests import Entry, parse_manifest
 from autopilot.engine.pagination import page
 from autopilot.engine.projects import CONTENT_MODERATION, CUSTOM_LABELS
@@ -215,6 +221,14 @@ def _train_worker(
                 test_entries = _read_assets(engine, testing.get("Assets") or [], "testing")
         report = train(train_entries, test_entries, engine.get_object, seed=engine.config.seed)
         outputs = _write_outputs(engine, project, version, report, train_entries, test_entries)
+    except TooManyInvalidLines as exc:
+        failure = str(exc)
+        try:
+            outputs = _write_validation(
+                engine, project, version, train_entries, test_entries, exc.skipped, exc.failed
+            )
+        except (ClientError, BotoCoreError) as write_error:
+            LOG.warning("validation results of %s not written: %s", version.arn, write_error)
     except TrainingFailure as exc:
         failure = str(exc)
     except (ClientError, BotoCoreError) as exc:
@@ -235,10 +249,15 @@ def _train_worker(
             version.manifest_summary = outputs["manifest_summary"]
             version.training_output = outputs["training_output"]
             version.testing_output = outputs["testing_output"]
+            version.training_validation = outputs["training_validation"]
+            version.testing_validation = outputs["testing_validation"]
             version.train_outcome = "ok"
         else:
             version.train_failure = failure
             version.train_outcome = "failed"
+            version.manifest_summary = outputs.get("manifest_summary")
+            version.training_validation = outputs.get("training_validation")
+            version.testing_validation = outputs.get("testing_validation")
         version.training_end = version.training_started + compute
         engine.save()
     LOG.info("training of %s ended (%s) after %.1f s", version.arn, version.train_outcome, compute)
@@ -295,23 +314,88 @@ def _write_outputs(
         ],
     }
     engine.put_object(bucket, summary_key, json.dumps(summary, indent=2).encode())
-    manifest_summary_key = _output_key(version, f"{stem}/manifest_summary.json")
-    manifest_summary = {
-        "version": 1,
-        "statistics": {
-            "total_json_lines": len(train_entries) + len(test_entries),
-            "valid_json_lines": len(train_entries) + len(test_entries) - len(report.skipped),
-            "invalid_json_lines": len(report.skipped),
-        },
-        "errors": [{"source-ref": ref, "message": reason} for ref, reason in sorted(report.skipped.items())],
-    }
-    engine.put_object(bucket, manifest_summary_key, json.dumps(manifest_summary, indent=2).encode())
+    validation = _write_validation(engine, project, version, train_entries, test_entries, report.skipped, ())
     return {
         "summary": {"Bucket": bucket, "Name": summary_key},
-        "manifest_summary": {"Bucket": bucket, "Name": manifest_summary_key},
         "training_output": {"Assets": [_s3_uri_asset(bucket, train_key)]},
         "testing_output": {"Assets": [_s3_uri_asset(bucket, test_key)]},
+        **validation,
     }
+
+
+def _error(reason: str) -> dict[str, str]:
+    """A skip reason "CODE: message" as a validation error object."""
+    code, _, message = reason.partition(": ")
+    if not code.startswith("ERROR_"):
+        return {"code": "ERROR_INVALID_IMAGE", "message": reason}
+    return {"code": code, "message": message}
+
+
+def _validation_lines(entries: list[Entry], skipped: dict[str, str]) -> tuple[bytes, dict[str, Any]]:
+    """A validation result manifest (the dataset lines, image-level errors added) and its statistics."""
+    lines, indices = [], []
+    valid = invalid = ignored = 0
+    for index, entry in enumerate(entries):
+        line = dict(entry.line)
+        if entry.source_ref in skipped:
+            line["errors"] = [_error(skipped[entry.source_ref])]
+            indices.append(index)
+            invalid += 1
+        elif entry.labeled:
+            valid += 1
+        else:
+            ignored += 1  # valid schema, no annotation: not used, not counted as invalid
+        lines.append(json.dumps(line, separators=(",", ":")))
+    detection = any(e.is_detection for e in entries)
+    statistics = {
+        "use_case": "OBJECT_LOCALIZATION"
+        if detection
+        else "IMAGE_LEVEL_LABELS"
+        if entries
+        else "NOT_DETERMINED",
+        "total_json_lines": len(entries),
+        "valid_json_lines": valid,
+        "invalid_json_lines": invalid,
+        "ignored_json_lines": ignored,
+        "error_json_line_indices": indices,
+        "errors": [],
+    }
+    return ("\n".join(lines) + "\n").encode(), statistics
+
+
+def _write_validation(
+    engine: Engine,
+    project: Project,
+    version: Version,
+    train_entries: list[Entry],
+    test_entries: list[Entry],
+    skipped: dict[str, str],
+    failed: tuple[str, ...],
+) -> dict[str, Any]:
+    """The validation results (Developer Guide, "Getting the validation results"): manifest_summary.json
+    and the training and testing manifests with validation errors, next to the other outputs."""
+    bucket = version.output_config["S3Bucket"]
+    stem = f"{project.name}.{version.name}"
+    statistics: dict[str, Any] = {}
+    outputs: dict[str, Any] = {}
+    for name, entries in (("training", train_entries), ("testing", test_entries)):
+        blob, stats = _validation_lines(entries, skipped)
+        if name in failed:
+            stats["errors"] = [
+                {
+                    "code": TOO_MANY_INVALID_ROWS,
+                    "message": "The manifest file contains too many invalid rows.",
+                }
+            ]
+        statistics[name] = stats
+        key = _output_key(version, f"{stem}/{name}_manifest_with_validation.json")
+        engine.put_object(bucket, key, blob, "application/x-ndjson")
+        outputs[f"{name}_validation"] = {"Assets": [_s3_uri_asset(bucket, key)]}
+    manifest_summary_key = _output_key(version, f"{stem}/manifest_summary.json")
+    manifest_summary = {"statistics": statistics, "errors": []}
+    engine.put_object(bucket, manifest_summary_key, json.dumps(manifest_summary, indent=2).encode())
+    outputs["manifest_summary"] = {"Bucket": bucket, "Name": manifest_summary_key}
+    return outputs
 
 
 def _mean(values: list[float]) -> float:
@@ -348,8 +432,14 @@ def describe(version: Version) -> dict[str, Any]:
             testing_result["Output"] = version.testing_output
         if version.f1 is not None and version.summary:
             out["EvaluationResult"] = {"F1Score": version.f1, "Summary": {"S3Object": version.summary}}
+    # Validation results exist once training validated the manifests, also when it then failed.
+    if version.status != "TRAINING_IN_PROGRESS":
         if version.manifest_summary:
             out["ManifestSummary"] = {"S3Object": version.manifest_summary}
+        if version.training_validation:
+            training_result["Validation"] = version.training_validation
+        if version.testing_validation:
+            testing_result["Validation"] = version.testing_validation
     out["TrainingDataResult"] = training_result
     out["TestingDataResult"] = testing_result
     if version.kms_key_id:

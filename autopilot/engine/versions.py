@@ -323,12 +323,14 @@ def _write_outputs(
     }
 
 
+INVALID_IMAGE_MESSAGE = "The image is invalid. Check S3 path and/or image properties."
+
+
 def _error(reason: str) -> dict[str, str]:
-    """A skip reason "CODE: message" as a validation error object."""
-    code, _, message = reason.partition(": ")
-    if not code.startswith("ERROR_"):
-        return {"code": "ERROR_INVALID_IMAGE", "message": reason}
-    return {"code": code, "message": message}
+    """A skipped image as a validation error: every image problem (path, format, size, dimensions,
+    aspect ratio) is ERROR_INVALID_IMAGE in the validation manifests (Developer Guide, "Non-terminal
+    JSON Line validation errors"); the engine's own finding follows the documented message."""
+    return {"code": "ERROR_INVALID_IMAGE", "message": f"{INVALID_IMAGE_MESSAGE} ({reason})"}
 
 
 def _validation_lines(entries: list[Entry], skipped: dict[str, str]) -> tuple[bytes, dict[str, Any]]:

@@ -6,7 +6,7 @@ the per-label rules (`check_labels`): its F1 reaches its `label_f1_floors` entry
 more than `max_label_f1_drop` below the production version's F1 for the same label.
 
 Per-label figures come from the evaluation summary file (EvaluationResult.Summary, its
-`LabelEvaluationResults`). Each version was evaluated on its own TEST set; `tested_set_digest` tells
+`LabelEvaluationResults`). Each version was evaluated on its own TEST set; `evaluation_set_digest` tells
 whether two versions' tested manifests hold the same images and labels.
 """
 
@@ -176,7 +176,7 @@ def label_table(new: dict[str, LabelScore], production: dict[str, LabelScore] | 
     return rows
 
 
-def tested_set_digest(lines: Iterable[str]) -> tuple[str, int]:
+def evaluation_set_digest(lines: Iterable[str]) -> tuple[str, int]:
     """(digest, line count) of a tested manifest: the images and their labels, in any order.
 
     Metadata (dates, job names, confidences) and validation errors are left out, so two trainings

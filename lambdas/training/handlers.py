@@ -182,7 +182,7 @@ def _tested_set(outputs: TrainingOutputs, description: dict[str, Any] | None) ->
         if error.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
             return None
         raise
-    return gate_logic.tested_set_digest(lines)
+    return gate_logic.evaluation_set_digest(lines)
 
 
 def _evaluation_note(new: tuple[str, int] | None, old: tuple[str, int] | None, has_production: bool) -> dict:

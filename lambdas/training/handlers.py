@@ -40,10 +40,10 @@ from lambdas.common.constants import (
 )
 from lambdas.common.events import LifecyclePublisher
 from lambdas.common.settings import UnknownProjectError
-from lambdas.training import diagnosis, promotion, retention
 from lambdas.training import gate as gate_logic
 from lambdas.training import outputs as training_outputs
 from lambdas.training import preflight as preflight_logic
+from lambdas.training import promotion, retention
 from lambdas.training.outputs import TrainingOutputs
 from lambdas.training.rekognition import TrainingRekognition, version_info
 from lambdas.training.state import TrainingStateStore
@@ -351,32 +351,6 @@ def finish(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return {"released": released, "outcome": event["outcome"]}
 
 
-def explain_training_failure(
-    description: dict[str, Any], outputs: TrainingOutputs | None = None
-) -> diagnosis.ValidationReport:
-    """The validation results of a failed training, when Rekognition wrote them; never raises for
-    a file it cannot read (the failure is reported either way, the file named as unavailable)."""
-    outputs = outputs or TrainingOutputs()
-    report = diagnosis.ValidationReport()
-    location = training_outputs.manifest_summary_location(description)
-    sources: list[tuple[str, dict[str, Any]]] = [
-        (name, where)
-        for name, result in (("training", "TrainingDataResult"), ("testing", "TestingDataResult"))
-        for where in training_outputs.asset_locations(description, result, "Validation")
-    ]
-    if location is not None:
-        try:
-            diagnosis.read_manifest_summary(outputs.read_json(location), report)
-        except (ClientError, ValueError) as error:
-            report.unavailable.append(f"s3://{location['Bucket']}/{location['Name']}: {error}")
-    for name, where in sources:
-        try:
-            diagnosis.read_validation_manifest(name, outputs.lines(where), report)
-        except ClientError as error:
-            report.unavailable.append(f"s3://{where['Bucket']}/{where['Name']}: {error}")
-    return report
-
-
 @logger.inject_lambda_context
 def failure(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """Runs with the whole state at the failure; never raises for the cleanup steps it can skip."""
@@ -385,7 +359,9 @@ def failure(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     report = promotion.describe_failure(event)
     validation: dict[str, Any] | None = None
     if report.error == "TRAINING_FAILED":
-        explained = explain_training_failure((event.get("training") or {}).get("version") or {})
+        explained = training_outputs.explain_training_failure(
+            (event.get("training") or {}).get("version") or {}
+        )
         if not explained.empty or explained.unavailable:
             validation = explained.to_dict()
         if not explained.empty:

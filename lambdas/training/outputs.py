@@ -11,7 +11,10 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 from lambdas.common import aws
+from lambdas.training import diagnosis
 
 
 def summary_location(description: dict[str, Any]) -> dict[str, Any] | None:
@@ -59,3 +62,29 @@ class TrainingOutputs:
         body = self._get(location)
         for raw in body.iter_lines():
             yield raw.decode("utf-8", errors="replace")
+
+
+def explain_training_failure(
+    description: dict[str, Any], outputs: TrainingOutputs | None = None
+) -> diagnosis.ValidationReport:
+    """The validation results of a failed training, when Rekognition wrote them; never raises for
+    a file it cannot read (the failure is reported either way, the file named as unavailable)."""
+    outputs = outputs or TrainingOutputs()
+    report = diagnosis.ValidationReport()
+    location = manifest_summary_location(description)
+    sources: list[tuple[str, dict[str, Any]]] = [
+        (name, where)
+        for name, result in (("training", "TrainingDataResult"), ("testing", "TestingDataResult"))
+        for where in asset_locations(description, result, "Validation")
+    ]
+    if location is not None:
+        try:
+            diagnosis.read_manifest_summary(outputs.read_json(location), report)
+        except (ClientError, ValueError) as error:
+            report.unavailable.append(f"s3://{location['Bucket']}/{location['Name']}: {error}")
+    for name, where in sources:
+        try:
+            diagnosis.read_validation_manifest(name, outputs.lines(where), report)
+        except ClientError as error:
+            report.unavailable.append(f"s3://{where['Bucket']}/{where['Name']}: {error}")
+    return report

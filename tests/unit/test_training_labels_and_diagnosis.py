@@ -14,9 +14,9 @@ from lambdas.training.gate import (
     LabelScore,
     apply_label_rules,
     check_labels,
+    evaluation_set_digest,
     label_scores,
     label_table,
-    evaluation_set_digest,
 )
 
 # An evaluation summary in the documented shape (Developer Guide, "Accessing the model summary file").
@@ -236,6 +236,6 @@ def test_only_the_first_lines_are_quoted_but_every_error_is_counted() -> None:
     assert len(report.first_lines_in_error) == diagnosis.FIRST_LINES
     diagnosis.read_manifest_summary(MANIFEST_SUMMARY, report)
     assert report.sentence() == (
-        "training ERROR_TOO_MANY_INVALID_ROWS_IN_MANIFEST; 155 invalid training lines, 2 invalid testing lines; "
-        "ERROR_INVALID_IMAGE x25; first: testing line 0 s3://b/0.png ERROR_INVALID_IMAGE"
+        "training ERROR_TOO_MANY_INVALID_ROWS_IN_MANIFEST; "
+        "155 invalid training lines, 2 invalid testing lines; ERROR_INVALID_IMAGE x25; first: testing line 0 s3://b/0.png ERROR_INVALID_IMAGE"
     )

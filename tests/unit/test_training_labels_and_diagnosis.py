@@ -237,5 +237,6 @@ def test_only_the_first_lines_are_quoted_but_every_error_is_counted() -> None:
     diagnosis.read_manifest_summary(MANIFEST_SUMMARY, report)
     assert report.sentence() == (
         "training ERROR_TOO_MANY_INVALID_ROWS_IN_MANIFEST; "
-        "155 invalid training lines, 2 invalid testing lines; ERROR_INVALID_IMAGE x25; first: testing line 0 s3://b/0.png ERROR_INVALID_IMAGE"
+        "155 invalid training lines, 2 invalid testing lines; ERROR_INVALID_IMAGE x25; "
+        "first: testing line 0 s3://b/0.png ERROR_INVALID_IMAGE"
     )

@@ -168,3 +168,43 @@ def test_versions_no_longer_running_are_forgotten() -> None:
 def test_memory_round_trips_through_its_json_form() -> None:
     memory = GuardMemory(seen={"arn": Seen(1.0, 2.0, 3, 2.0)}, usage={"p": Usage("2026-11-23", 1.5)})
     assert GuardMemory.from_dict(memory.to_dict()) == memory
+
+
+# --- settings ------------------------------------------------------------------------------------
+def test_guard_settings_come_from_the_context_with_documented_defaults() -> None:
+    from lambdas.common.settings import settings_from_context
+
+    default = settings_from_context({"projects": {"digits": {}}})
+    assert default.guard == GuardSettings(rate_minutes=15, stop_unmanaged_after_minutes=None)
+    assert default.project("digits").max_iu_hours_per_day is None
+    configured = settings_from_context(
+        {
+            "projects": {"digits": {"max_iu_hours_per_day": 4, "label_f1_floors": {"cat": 0.9}}},
+            "guard": {
+                "rate_minutes": 5,
+                "stop_unmanaged_after_minutes": 60,
+                "stop_allowed_projects": ["sandbox"],
+            },
+        }
+    )
+    assert configured.guard.stop_allowed_projects == ("sandbox",)
+    assert configured.project("digits").label_f1_floors == {"cat": 0.9}
+
+
+@pytest.mark.parametrize(
+    ("context", "message"),
+    [
+        ({"guard": {"stop_allowed_projects": ["bad name"]}}, "guard.stop_allowed_projects"),
+        ({"guard": {"rate_minutes": 0}}, "rate_minutes"),
+        ({"projects": {"digits": {"label_f1_floors": {"cat": 1.5}}}}, "label_f1_floors"),
+        ({"projects": {"digits": {"max_iu_hours_per_day": 0}}}, "max_iu_hours_per_day"),
+        ({"projects": {"digits": {"max_label_f1_drop": 2}}}, "max_label_f1_drop"),
+    ],
+)
+def test_bad_guard_and_gate_settings_are_named(context: dict[str, object], message: str) -> None:
+    from pydantic import ValidationError
+
+    from lambdas.common.settings import settings_from_context
+
+    with pytest.raises(ValidationError, match=message):
+        settings_from_context({"projects": {"digits": {}}, **context})

@@ -167,6 +167,11 @@ def _label_scores(outputs: TrainingOutputs, description: dict[str, Any] | None) 
         if error.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
             return None  # the summary was deleted with the training output
         raise
+    except ValueError as error:
+        # A summary without per-label results (e.g. another feature's format): no label figures;
+        # a configured label floor then fails by name ("no evaluation result").
+        logger.warning("evaluation summary without per-label results", extra={"error": str(error)})
+        return None
 
 
 def _tested_set(outputs: TrainingOutputs, description: dict[str, Any] | None) -> tuple[str, int] | None:

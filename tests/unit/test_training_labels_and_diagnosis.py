@@ -240,3 +240,33 @@ def test_only_the_first_lines_are_quoted_but_every_error_is_counted() -> None:
         "155 invalid training lines, 2 invalid testing lines; ERROR_INVALID_IMAGE x25; "
         "first: testing line 0 s3://b/0.png ERROR_INVALID_IMAGE"
     )
+
+
+def test_a_failed_training_is_explained_from_s3_and_a_missing_file_is_named_not_raised() -> None:
+    import boto3
+    from moto import mock_aws
+
+    from lambdas.training.outputs import TrainingOutputs, explain_training_failure
+
+    with mock_aws():
+        s3 = boto3.client("s3", region_name="us-east-1")
+        s3.create_bucket(Bucket="bucket-b")
+        s3.put_object(Bucket="bucket-b", Key="out/manifest_summary.json", Body=json.dumps(MANIFEST_SUMMARY).encode())
+        s3.put_object(Bucket="bucket-b", Key="out/training.json", Body="\n".join(VALIDATION_LINES).encode())
+
+        def asset(key: str) -> dict[str, object]:
+            return {"Assets": [{"GroundTruthManifest": {"S3Object": {"Bucket": "bucket-b", "Name": key}}}]}
+
+        description = {
+            "Status": "TRAINING_FAILED",
+            "ManifestSummary": {"S3Object": {"Bucket": "bucket-b", "Name": "out/manifest_summary.json"}},
+            "TrainingDataResult": {"Validation": asset("out/training.json")},
+            "TestingDataResult": {"Validation": asset("out/gone.json")},
+        }
+        report = explain_training_failure(description, TrainingOutputs(s3))
+    assert report.manifest_errors[0]["code"] == "ERROR_TOO_MANY_INVALID_ROWS_IN_MANIFEST"
+    assert report.error_counts["ERROR_INVALID_IMAGE"] == 1
+    (missing,) = report.unavailable
+    assert missing.startswith("s3://bucket-b/out/gone.json: ") and "NoSuchKey" in missing
+    # a version without validation results explains nothing
+    assert explain_training_failure({"Status": "TRAINING_FAILED"}, TrainingOutputs(object())).empty

@@ -251,7 +251,9 @@ def test_a_failed_training_is_explained_from_s3_and_a_missing_file_is_named_not_
     with mock_aws():
         s3 = boto3.client("s3", region_name="us-east-1")
         s3.create_bucket(Bucket="bucket-b")
-        s3.put_object(Bucket="bucket-b", Key="out/manifest_summary.json", Body=json.dumps(MANIFEST_SUMMARY).encode())
+        s3.put_object(
+            Bucket="bucket-b", Key="out/manifest_summary.json", Body=json.dumps(MANIFEST_SUMMARY).encode()
+        )
         s3.put_object(Bucket="bucket-b", Key="out/training.json", Body="\n".join(VALIDATION_LINES).encode())
 
         def asset(key: str) -> dict[str, object]:

@@ -8,6 +8,7 @@ from aws_cdk import Stack
 from constructs import Construct
 
 from infra.constructs.detection import Detection
+from infra.constructs.guard import Guard
 from infra.constructs.ingestion import Ingestion
 from infra.constructs.monitoring import Monitoring
 from infra.constructs.notifications import Notifications
@@ -40,6 +41,14 @@ class AutopilotStack(Stack):
             storage=self.storage,
             notifications=self.notifications,
             serving=self.serving,
+        )
+        self.guard = Guard(
+            self,
+            "Guard",
+            settings=settings,
+            storage=self.storage,
+            notifications=self.notifications,
+            detection=self.detection,
         )
         self.monitoring = Monitoring(self, "Monitoring", settings=settings, stack=self)
         self.outputs = declare_outputs(self)

@@ -94,8 +94,6 @@ class Version:
     testing_data: dict[str, Any] | None = None
     training_output: dict[str, Any] | None = None
     testing_output: dict[str, Any] | None = None
-    training_validation: dict[str, Any] | None = None  # {"Assets": [...]}: manifest with validation
-    testing_validation: dict[str, Any] | None = None
     min_inference_units: int | None = None
     max_inference_units: int | None = None
     training_started: float = 0.0
@@ -104,6 +102,9 @@ class Version:
     f1: float | None = None
     summary: dict[str, str] | None = None
     manifest_summary: dict[str, str] | None = None
+    # Validation result manifests (TrainingDataResult / TestingDataResult .Validation).
+    training_validation: dict[str, Any] | None = None
+    testing_validation: dict[str, Any] | None = None
     # Asynchronous work.
     train_due: float = 0.0
     train_outcome: str | None = None  # None while computing, "ok" or "failed"

@@ -16,7 +16,13 @@ from autopilot.engine import errors
 from autopilot.engine.arns import version_arn
 from autopilot.engine.backend import Engine, operation
 from autopilot.engine.clock import epoch_ms
-from autopilot.engine.learning.training import TrainingFailure, TrainingReport, train
+from autopilot.engine.learning.training import (
+    TOO_MANY_INVALID_ROWS,
+    TooManyInvalidLines,
+    TrainingFailure,
+    TrainingReport,
+    train,
+)
 from autopilot.engine.manifests import Entry, parse_manifest
 from autopilot.engine.pagination import page
 from autopilot.engine.projects import CONTENT_MODERATION, CUSTOM_LABELS
@@ -215,6 +221,14 @@ def _train_worker(
                 test_entries = _read_assets(engine, testing.get("Assets") or [], "testing")
         report = train(train_entries, test_entries, engine.get_object, seed=engine.config.seed)
         outputs = _write_outputs(engine, project, version, report, train_entries, test_entries)
+    except TooManyInvalidLines as exc:
+        failure = str(exc)
+        try:
+            outputs = _write_validation(
+                engine, project, version, train_entries, test_entries, exc.skipped, exc.failed
+            )
+        except (ClientError, BotoCoreError) as write_error:
+            LOG.warning("validation results of %s not written: %s", version.arn, write_error)
     except TrainingFailure as exc:
         failure = str(exc)
     except (ClientError, BotoCoreError) as exc:
@@ -241,6 +255,9 @@ def _train_worker(
         else:
             version.train_failure = failure
             version.train_outcome = "failed"
+            version.manifest_summary = outputs.get("manifest_summary")
+            version.training_validation = outputs.get("training_validation")
+            version.testing_validation = outputs.get("testing_validation")
         version.training_end = version.training_started + compute
         engine.save()
     LOG.info("training of %s ended (%s) after %.1f s", version.arn, version.train_outcome, compute)
@@ -297,60 +314,90 @@ def _write_outputs(
         ],
     }
     engine.put_object(bucket, summary_key, json.dumps(summary, indent=2).encode())
-    # Validation results (Developer Guide, "Getting the validation results" and "Understanding the
-    # manifest summary"): each manifest with the lines' errors added, and the summary.
-    validation: dict[str, dict[str, Any]] = {}
+    validation = _write_validation(engine, project, version, train_entries, test_entries, report.skipped, ())
+    return {
+        "summary": {"Bucket": bucket, "Name": summary_key},
+        "training_output": {"Assets": [_s3_uri_asset(bucket, train_key)]},
+        "testing_output": {"Assets": [_s3_uri_asset(bucket, test_key)]},
+        **validation,
+    }
+
+
+INVALID_IMAGE_MESSAGE = "The image is invalid. Check S3 path and/or image properties."
+
+
+def _error(reason: str) -> dict[str, str]:
+    """A skipped image as a validation error: every image problem (path, format, size, dimensions,
+    aspect ratio) is ERROR_INVALID_IMAGE in the validation manifests (Developer Guide, "Non-terminal
+    JSON Line validation errors"); the engine's own finding follows the documented message."""
+    return {"code": "ERROR_INVALID_IMAGE", "message": f"{INVALID_IMAGE_MESSAGE} ({reason})"}
+
+
+def _validation_lines(entries: list[Entry], skipped: dict[str, str]) -> tuple[bytes, dict[str, Any]]:
+    """A validation result manifest (the dataset lines, image-level errors added) and its statistics."""
+    lines, indices = [], []
+    valid = invalid = ignored = 0
+    for index, entry in enumerate(entries):
+        line = dict(entry.line)
+        if entry.source_ref in skipped:
+            line["errors"] = [_error(skipped[entry.source_ref])]
+            indices.append(index)
+            invalid += 1
+        elif entry.labeled:
+            valid += 1
+        else:
+            ignored += 1  # valid schema, no annotation: not used, not counted as invalid
+        lines.append(json.dumps(line, separators=(",", ":")))
+    detection = any(e.is_detection for e in entries)
+    statistics = {
+        "use_case": "OBJECT_LOCALIZATION"
+        if detection
+        else "IMAGE_LEVEL_LABELS"
+        if entries
+        else "NOT_DETERMINED",
+        "total_json_lines": len(entries),
+        "valid_json_lines": valid,
+        "invalid_json_lines": invalid,
+        "ignored_json_lines": ignored,
+        "error_json_line_indices": indices,
+        "errors": [],
+    }
+    return ("\n".join(lines) + "\n").encode(), statistics
+
+
+def _write_validation(
+    engine: Engine,
+    project: Project,
+    version: Version,
+    train_entries: list[Entry],
+    test_entries: list[Entry],
+    skipped: dict[str, str],
+    failed: tuple[str, ...],
+) -> dict[str, Any]:
+    """The validation results (Developer Guide, "Getting the validation results"): manifest_summary.json
+    and the training and testing manifests with validation errors, next to the other outputs."""
+    bucket = version.output_config["S3Bucket"]
+    stem = f"{project.name}.{version.name}"
     statistics: dict[str, Any] = {}
+    outputs: dict[str, Any] = {}
     for name, entries in (("training", train_entries), ("testing", test_entries)):
-        lines, dataset_statistics = _validated(entries, report.skipped)
+        blob, stats = _validation_lines(entries, skipped)
+        if name in failed:
+            stats["errors"] = [
+                {
+                    "code": TOO_MANY_INVALID_ROWS,
+                    "message": "The manifest file contains too many invalid rows.",
+                }
+            ]
+        statistics[name] = stats
         key = _output_key(version, f"{stem}/{name}_manifest_with_validation.json")
-        engine.put_object(bucket, key, "\n".join(lines).encode(), "application/x-ndjson")
-        validation[name] = {"Assets": [_s3_uri_asset(bucket, key)]}
-        statistics[name] = dataset_statistics
+        engine.put_object(bucket, key, blob, "application/x-ndjson")
+        outputs[f"{name}_validation"] = {"Assets": [_s3_uri_asset(bucket, key)]}
     manifest_summary_key = _output_key(version, f"{stem}/manifest_summary.json")
     manifest_summary = {"statistics": statistics, "errors": []}
     engine.put_object(bucket, manifest_summary_key, json.dumps(manifest_summary, indent=2).encode())
-    return {
-        "summary": {"Bucket": bucket, "Name": summary_key},
-        "manifest_summary": {"Bucket": bucket, "Name": manifest_summary_key},
-        "training_output": {"Assets": [_s3_uri_asset(bucket, train_key)]},
-        "testing_output": {"Assets": [_s3_uri_asset(bucket, test_key)]},
-        "training_validation": validation["training"],
-        "testing_validation": validation["testing"],
-    }
-
-
-def _validated(entries: list[Entry], skipped: dict[str, str]) -> tuple[list[str], dict[str, Any]]:
-    """The manifest lines with an image-level `errors` list for the images training could not use,
-    and the dataset's statistics in the manifest summary's format."""
-    lines: list[str] = []
-    error_indices: list[int] = []
-    ignored = 0
-    for index, entry in enumerate(entries):
-        line = json.loads(entry.json_line())
-        reason = skipped.get(entry.source_ref)
-        if reason is not None:
-            code, _, message = reason.partition(": ")
-            if not message or not code.startswith("ERROR_"):
-                code, message = "ERROR_INVALID_IMAGE", reason
-            line["errors"] = [*line.get("errors", []), {"code": code, "message": message}]
-        if reason is not None or entry.has_errors:
-            error_indices.append(index)
-        elif not entry.labeled:
-            ignored += 1
-        lines.append(json.dumps(line, separators=(",", ":")))
-    kinds = {"OBJECT_LOCALIZATION" if e.is_detection else "IMAGE_LEVEL_LABELS" for e in entries if e.labeled}
-    invalid = len([i for i in error_indices if entries[i].source_ref in skipped])
-    statistics = {
-        "use_case": kinds.pop() if len(kinds) == 1 else "NOT_DETERMINED",
-        "total_json_lines": len(entries),
-        "valid_json_lines": len(entries) - invalid - ignored,
-        "invalid_json_lines": invalid,
-        "ignored_json_lines": ignored,
-        "error_json_line_indices": error_indices,
-        "errors": [],
-    }
-    return lines, statistics
+    outputs["manifest_summary"] = {"Bucket": bucket, "Name": manifest_summary_key}
+    return outputs
 
 
 def _mean(values: list[float]) -> float:
@@ -385,14 +432,16 @@ def describe(version: Version) -> dict[str, Any]:
             training_result["Output"] = version.training_output
         if version.testing_output:
             testing_result["Output"] = version.testing_output
+        if version.f1 is not None and version.summary:
+            out["EvaluationResult"] = {"F1Score": version.f1, "Summary": {"S3Object": version.summary}}
+    # Validation results exist once training validated the manifests, also when it then failed.
+    if version.status != "TRAINING_IN_PROGRESS":
+        if version.manifest_summary:
+            out["ManifestSummary"] = {"S3Object": version.manifest_summary}
         if version.training_validation:
             training_result["Validation"] = version.training_validation
         if version.testing_validation:
             testing_result["Validation"] = version.testing_validation
-        if version.f1 is not None and version.summary:
-            out["EvaluationResult"] = {"F1Score": version.f1, "Summary": {"S3Object": version.summary}}
-        if version.manifest_summary:
-            out["ManifestSummary"] = {"S3Object": version.manifest_summary}
     out["TrainingDataResult"] = training_result
     out["TestingDataResult"] = testing_result
     if version.kms_key_id:

@@ -470,6 +470,10 @@ class Demo:
             detail = body.get("detail") or {}
             f1 = f1 if f1 is not None else detail.get("f1") or detail.get("f1_score") or detail.get("F1Score")
         summary["f1"] = f1
+        # The evaluation per label (the gate's figures from the evaluation summary).
+        labels = ((completed[-1].get("detail") or {}).get("labels") if completed else None) or []
+        if labels:
+            summary["label_f1"] = {row["label"]: row["f1"] for row in labels}
         if self.split is not None:
             results = self._held_out_results()
             correct = sum(1 for truth, result in results.values() if result.get("top_label") == truth)

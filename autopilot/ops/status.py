@@ -1,4 +1,6 @@
-"""`autopilot status`: projects, datasets with stats, versions with status and F1, production, running."""
+"""`autopilot status`: projects, datasets with stats, versions with status and F1 (and per-label
+figures from each evaluation summary), production, running, and why a failed training failed
+(from its manifest summary and validation manifests)."""
 
 from __future__ import annotations
 
@@ -23,6 +25,8 @@ from lambdas.common.constants import (
     STACK_OUTPUTS,
 )
 from lambdas.common.settings import AppSettings
+from lambdas.training import gate as gate_logic
+from lambdas.training import outputs as training_outputs
 
 RUNNING_STATUSES = ("RUNNING", "STARTING", "STOPPING")
 
@@ -111,19 +115,37 @@ def project_status(context: Context, project: str) -> dict[str, Any]:
         MaxResults=100,
     ):
         arn = version["ProjectVersionArn"]
-        result["versions"].append(
-            {
-                "name": arn.split("/version/", 1)[1].split("/", 1)[0] if "/version/" in arn else arn,
-                "arn": arn,
-                "status": version.get("Status"),
-                "f1": (version.get("EvaluationResult") or {}).get("F1Score"),
-                "production": arn == production.get("version_arn"),
-                "min_inference_units": version.get("MinInferenceUnits"),
-                "created": version.get("CreationTimestamp"),
-            }
-        )
+        entry: dict[str, Any] = {
+            "name": arn.split("/version/", 1)[1].split("/", 1)[0] if "/version/" in arn else arn,
+            "arn": arn,
+            "status": version.get("Status"),
+            "f1": (version.get("EvaluationResult") or {}).get("F1Score"),
+            "production": arn == production.get("version_arn"),
+            "min_inference_units": version.get("MinInferenceUnits"),
+            "created": version.get("CreationTimestamp"),
+        }
+        outputs = training_outputs.TrainingOutputs(context.client("s3"))
+        entry["labels"] = _labels(outputs, version)
+        if version.get("Status") == "TRAINING_FAILED":
+            entry["status_message"] = version.get("StatusMessage")
+            explained = training_outputs.explain_training_failure(version, outputs)
+            if not explained.empty or explained.unavailable:
+                entry["validation"] = explained.to_dict()
+        result["versions"].append(entry)
     result["running"] = [v["name"] for v in result["versions"] if v["status"] in RUNNING_STATUSES]
     return result
+
+
+def _labels(outputs: training_outputs.TrainingOutputs, version: dict[str, Any]) -> list[dict[str, Any]] | str:
+    """Per-label figures of a version's evaluation summary ([] without one; the error when unreadable)."""
+    location = training_outputs.summary_location(version)
+    if location is None:
+        return []
+    try:
+        scores = gate_logic.label_scores(outputs.read_json(location))
+    except Exception as error:  # shown in the report; the rest of the status stands
+        return f"unavailable: {error}"
+    return gate_logic.label_table(scores, None)
 
 
 def _plain(item: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -150,11 +172,40 @@ def render(statuses: list[dict[str, Any]], stack: dict[str, Any] | None = None) 
             f1 = f"{version['f1']:.3f}" if isinstance(version["f1"], (int, float)) else "-"
             marker = "  <- production" if version["production"] else ""
             lines.append(f"  version {version['name']:<40} {version['status']:<22} F1 {f1}{marker}")
+            labels = version.get("labels")
+            if isinstance(labels, str):
+                lines.append(f"    labels: {labels}")
+            for row in [] if isinstance(labels, str) else labels or []:
+                images = row["test_images"] if row["test_images"] is not None else "-"
+                lines.append(
+                    f"    label {row['label']:<30} F1 {_figure(row['f1'])}  "
+                    f"precision {_figure(row['precision'])}  recall {_figure(row['recall'])}  "
+                    f"threshold {_figure(row['threshold'])}  test images {images}"
+                )
+            if version.get("status_message"):
+                lines.append(f"    failed: {version['status_message']}")
+            validation = version.get("validation") or {}
+            for error in validation.get("manifest_errors", []):
+                lines.append(f"    {error['scope']} {error['code']}: {error['message']}")
+            for code, count in (validation.get("error_counts") or {}).items():
+                lines.append(f"    {code}: {count} lines")
+            for line in validation.get("first_lines_in_error", []):
+                where = f"{line['dataset']} line {line['line']}: {line['source-ref']}"
+                lines.append(f"    {where} {line['code']} {line['message']}")
+            for missing in validation.get("unavailable", []):
+                lines.append(f"    validation results unavailable: {missing}")
+        training = status.get("training") or {}
+        if training.get("last_outcome"):
+            lines.append(f"  last training: {training['last_outcome']}: {training.get('last_reason', '')}")
         running = status.get("running") or []
         lines.append(f"  running: {', '.join(running) if running else 'nothing'}")
         if status["production"] is None and status["exists"]:
             lines.append("  production: none promoted yet")
     return "\n".join(lines)
+
+
+def _figure(value: Any) -> str:
+    return f"{value:.3f}" if isinstance(value, (int, float)) else "-"
 
 
 def status(context: Context) -> int:

@@ -39,7 +39,7 @@ from lambdas.common.constants import (
 from lambdas.common.settings import AppSettings
 
 NAMESPACE = "CustomLabelsAutopilot"  # POWERTOOLS_METRICS_NAMESPACE of every function
-CONCERNS = ("ingestion", "training", "serving", "detection", "storage", "notifications")
+CONCERNS = ("ingestion", "training", "serving", "detection", "guard", "storage", "notifications")
 # The controller ticks every minute; a model that runs unwanted this many minutes in a row alarms.
 UNWANTED_RUNNING_MINUTES = 15
 INGESTION_METRICS = ("EntriesStaged", "EntriesApplied", "EntriesRejected", "UpdateDatasetEntriesCalls")

@@ -124,6 +124,7 @@ class Training(Construct):
         storage.state_table.grant_read_data(self.gate_fn.role)
         self._topic.grant_publish(self.gate_fn.role)
         self._allow_rekognition(self.gate_fn, "DescribeProjectVersions")
+        self._allow_training_output_reads(self.gate_fn)  # evaluation summaries, tested manifests
 
         self.promote_fn = self._function(
             "Promote", "promote", "the promotion of a trained version", common_env
@@ -147,6 +148,7 @@ class Training(Construct):
         storage.state_table.grant_read_write_data(self.failure_fn.role)
         self._topic.grant_publish(self.failure_fn.role)
         self._allow_rekognition(self.failure_fn, "StopProjectVersion")
+        self._allow_training_output_reads(self.failure_fn)  # manifest summary, validation manifests
 
         self.state_machine = self._state_machine()
 
@@ -251,6 +253,30 @@ class Training(Construct):
             iam.PolicyStatement(
                 actions=[f"rekognition:{action}" for action in actions], resources=self.project_arns
             )
+        )
+
+    def _allow_training_output_reads(self, function: AutopilotFunction) -> None:
+        """s3:GetObject on each configured project's training-output folder, nothing else."""
+        bucket = self._storage.bucket
+        function.role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["s3:GetObject"],
+                resources=[
+                    bucket.arn_for_objects(f"{name}/{TRAINING_OUTPUT_FOLDER}/*")
+                    for name in sorted(self._settings.projects)
+                ],
+            )
+        )
+        bucket_id = Stack.of(self).get_logical_id(bucket.node.default_child)  # type: ignore[arg-type]
+        acknowledge_iam5(
+            function.role,
+            {
+                f"Resource::<{bucket_id}.Arn>/{name}/{TRAINING_OUTPUT_FOLDER}/*": (
+                    "reads the files Rekognition wrote under keys it chooses inside this project's "
+                    "training-output folder"
+                )
+                for name in self._settings.projects
+            },
         )
 
     def _rekognition(

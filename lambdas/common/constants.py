@@ -102,6 +102,10 @@ PROJECT_PK_PREFIX: Final = "PROJECT#"
 ITEM_PRODUCTION: Final = "PRODUCTION"  # the promoted version, its F1 and dataset snapshot
 ITEM_TRAINING: Final = "TRAINING"  # the in-flight training lock and last-trained counts
 ITEM_SERVING: Final = "SERVING"  # model controller state: last detection, override, transition
+# The account guard's memory between sweeps: one item (pk GUARD_PK, sk ITEM_GUARD_SWEEP) holding the
+# running versions it saw (since when) and each project's inference-unit hours of the current UTC day.
+GUARD_PK: Final = "GUARD"
+ITEM_GUARD_SWEEP: Final = "SWEEP"
 
 # ---------------------------------------------------------------------------
 # Events. Lifecycle messages on the lifecycle topic carry message attributes
@@ -128,6 +132,10 @@ EVENT_MODEL_START_FAILED: Final = "model.start_failed"
 EVENT_MODEL_STOPPING: Final = "model.stopping"
 EVENT_MODEL_STOPPED: Final = "model.stopped"
 EVENT_MODEL_STOP_FAILED: Final = "model.stop_failed"
+# Account guard (every project of the account, configured or not).
+EVENT_GUARD_UNMANAGED_RUNNING: Final = "guard.unmanaged_running"
+EVENT_GUARD_STOPPED: Final = "guard.stopped"  # the guard stopped a model (unmanaged or over budget)
+EVENT_GUARD_BUDGET_EXCEEDED: Final = "guard.budget_exceeded"
 
 # EventBridge detail-types for on-demand triggers (sent by the CLI, received by the stack).
 DETAIL_TYPE_TRAIN_REQUESTED: Final = "Autopilot Training Requested"
@@ -197,6 +205,10 @@ METRIC_MODEL_RUNNING_MINUTES: Final = "ModelRunningMinutes"  # per controller ti
 # Minutes a model ran while the controller wanted it stopped (stop pending, failed or refused).
 METRIC_MODEL_RUNNING_UNWANTED_MINUTES: Final = "ModelRunningWithoutDemandMinutes"
 METRIC_IMAGES_CLASSIFIED: Final = "ImagesClassified"
+# Account guard, per sweep (no dimension: one figure for the account and region).
+METRIC_UNMANAGED_MODELS_RUNNING: Final = "UnmanagedModelsRunning"
+METRIC_UNMANAGED_INFERENCE_UNITS: Final = "UnmanagedInferenceUnits"
+METRIC_GUARD_STOPS: Final = "GuardStops"
 METRIC_IMAGES_DEFERRED: Final = "ImagesDeferred"
 METRIC_IMAGE_ERRORS: Final = "ImageErrors"
 

@@ -8,7 +8,8 @@ cdk.json context shape::
         "<project name>": { ...overrides of the defaults... }
     },
     "notification_email": "ops@example.com" | null,
-    "controller_rate_minutes": 1
+    "controller_rate_minutes": 1,
+    "guard": { ...GuardSettings fields... }
 
 Every project that may appear as the first folder of an S3 key must be listed: the stack
 scopes notifications and IAM to the listed names.
@@ -58,6 +59,10 @@ class ProjectSettings(BaseModel):
     training_poll_seconds: int = Field(default=300, ge=1, le=3600)
     training_timeout_hours: int = Field(default=24, ge=1, le=72)
     moderation_confidence_threshold: float | None = Field(default=None, ge=0, le=100)
+    # Per-label gate: each listed label's F1 on the new version's TEST set must reach its floor,
+    # and no label's F1 may fall more than `max_label_f1_drop` below production's (None: no limit).
+    label_f1_floors: dict[str, float] = Field(default_factory=dict)
+    max_label_f1_drop: float | None = Field(default=None, ge=0, le=1)
 
     # --- serving (issue: model serving control) ---
     min_inference_units: int = Field(default=1, ge=1)
@@ -66,6 +71,12 @@ class ProjectSettings(BaseModel):
     serving_windows: tuple[ServingWindow, ...] = ()
     start_retry_limit: int = Field(default=2, ge=0, le=10)
     model_poll_seconds: int = Field(default=60, ge=1, le=900)
+    max_iu_hours_per_day: float | None = Field(
+        default=None,
+        gt=0,
+        description="inference-unit hours a day (UTC) after which the account guard stops the project's "
+        "models, serving windows notwithstanding; None: no budget",
+    )
 
     # --- ingestion ---
     task_type: Literal["IMAGE_LEVEL_LABELS", "OBJECT_LOCALIZATION"] | None = Field(
@@ -81,11 +92,50 @@ class ProjectSettings(BaseModel):
         default=60.0, ge=0, le=100, description="results whose top confidence is below go to review/"
     )
 
+    @field_validator("label_f1_floors")
+    @classmethod
+    def _floors_valid(cls, floors: dict[str, float]) -> dict[str, float]:
+        for label, floor in floors.items():
+            if not label or len(label) > 256:
+                raise ValueError(f"label_f1_floors: label name {label!r} must be 1-256 characters")
+            if not 0 <= floor <= 1:
+                raise ValueError(f"label_f1_floors[{label!r}] = {floor} must be an F1 score between 0 and 1")
+        return floors
+
     @model_validator(mode="after")
     def _units_consistent(self) -> ProjectSettings:
         if self.max_inference_units is not None and self.max_inference_units < self.min_inference_units:
             raise ValueError("max_inference_units must be >= min_inference_units")
         return self
+
+
+class GuardSettings(BaseModel):
+    """The account guard: a sweep of every Rekognition project of the account and region."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    rate_minutes: int = Field(default=15, ge=1, le=24 * 60, description="sweep interval")
+    stop_unmanaged_after_minutes: int | None = Field(
+        default=None,
+        ge=0,
+        description="stop a model the controller does not manage once it has been seen running this "
+        "long; None: report only",
+    )
+    stop_allowed_projects: tuple[str, ...] = Field(
+        default=(),
+        description="projects whose unmanaged models the guard may stop (IAM allows no other)",
+    )
+
+    @field_validator("stop_allowed_projects")
+    @classmethod
+    def _allowed_names_valid(cls, names: tuple[str, ...]) -> tuple[str, ...]:
+        for name in names:
+            if not PROJECT_NAME_PATTERN.match(name):
+                raise ValueError(
+                    f"guard.stop_allowed_projects: {name!r} must be 1-255 characters of letters, digits, "
+                    "'_', '.', '-'"
+                )
+        return names
 
 
 class AppSettings(BaseModel):
@@ -96,6 +146,7 @@ class AppSettings(BaseModel):
     projects: dict[str, ProjectSettings]
     notification_email: str | None = None
     controller_rate_minutes: int = Field(default=1, ge=1, le=60)
+    guard: GuardSettings = Field(default_factory=GuardSettings)
 
     @field_validator("projects")
     @classmethod
@@ -142,6 +193,7 @@ def settings_from_context(context: dict[str, Any]) -> AppSettings:
             "projects": merged,
             "notification_email": context.get("notification_email"),
             "controller_rate_minutes": context.get("controller_rate_minutes", 1),
+            "guard": context.get("guard") or {},
         }
     )
 

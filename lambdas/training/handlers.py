@@ -41,8 +41,10 @@ from lambdas.common.constants import (
 from lambdas.common.events import LifecyclePublisher
 from lambdas.common.settings import UnknownProjectError
 from lambdas.training import gate as gate_logic
+from lambdas.training import outputs as training_outputs
 from lambdas.training import preflight as preflight_logic
 from lambdas.training import promotion, retention
+from lambdas.training.outputs import TrainingOutputs
 from lambdas.training.rekognition import TrainingRekognition, version_info
 from lambdas.training.state import TrainingStateStore
 from lambdas.training.trigger import ExecutionStarter, TriggerRequest, request_training
@@ -154,31 +156,109 @@ def preflight(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return result.to_output()
 
 
+def _label_scores(outputs: TrainingOutputs, description: dict[str, Any] | None) -> dict[str, Any] | None:
+    """LabelEvaluationResults of a version's evaluation summary (None: the version has none)."""
+    location = training_outputs.summary_location(description or {})
+    if location is None:
+        return None
+    try:
+        return gate_logic.label_scores(outputs.read_json(location))
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+            return None  # the summary was deleted with the training output
+        raise
+    except ValueError as error:
+        # A summary without per-label results (e.g. another feature's format): no label figures;
+        # a configured label floor then fails by name ("no evaluation result").
+        logger.warning("evaluation summary without per-label results", extra={"error": str(error)})
+        return None
+
+
+def _tested_set(outputs: TrainingOutputs, description: dict[str, Any] | None) -> tuple[str, int] | None:
+    """Digest and size of the TEST lines a version was evaluated on (TestingDataResult.Output)."""
+    locations = training_outputs.asset_locations(description or {}, "TestingDataResult", "Output")
+    if not locations:
+        return None
+    lines: list[str] = []
+    try:
+        for location in locations:
+            lines.extend(outputs.lines(location))
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+            return None
+        raise
+    return gate_logic.evaluation_set_digest(lines)
+
+
+def _evaluation_note(new: tuple[str, int] | None, old: tuple[str, int] | None, has_production: bool) -> dict:
+    if not has_production:
+        return {"same_test_set": None, "test_set_note": "no production version to compare with"}
+    if new is None or old is None:
+        return {
+            "same_test_set": None,
+            "test_set_note": "each version was evaluated on its own TEST set; the tested manifests could not "
+            "be compared",
+        }
+    if new[0] == old[0]:
+        return {
+            "same_test_set": True,
+            "test_set_note": "both versions were evaluated on the same TEST dataset snapshot "
+            f"({new[1]} images)",
+        }
+    return {
+        "same_test_set": False,
+        "test_set_note": f"each version was evaluated on its own TEST set ({new[1]} vs {old[1]} images, "
+        "different content): per-label differences mix the model and the test set",
+    }
+
+
 @logger.inject_lambda_context
 def gate(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     project, settings = event["project"], event["settings"]
-    version = version_info(event["version"])
+    description = event["version"]
+    version = version_info(description)
     env = TrainingEnvironment.from_environ()
     store, rekognition, publisher = _store(env), TrainingRekognition(), _publisher(env)
+    outputs = TrainingOutputs()
+    production = store.get_production(project)
+    status, production_description = None, None
+    if production is not None:
+        production_description = rekognition.describe_version_raw(
+            event["project_arn"], production.version_name
+        )
+        status = str(production_description["Status"]) if production_description else "DELETED"
+    new_labels = _label_scores(outputs, description) or {}
+    old_labels = _label_scores(outputs, production_description)
+    labels = gate_logic.label_table(new_labels, old_labels)
+    floors = {str(k): float(v) for k, v in (settings.get("label_f1_floors") or {}).items()}
+    max_drop = settings.get("max_label_f1_drop")
+    note = _evaluation_note(
+        _tested_set(outputs, description) if production is not None else None,
+        _tested_set(outputs, production_description),
+        production is not None,
+    )
     publisher.publish(
         EVENT_TRAINING_COMPLETED,
         project,
         version_arn=version.arn,
         version_name=version.name,
         f1_score=version.f1_score,
-        billable_training_seconds=event["version"].get("BillableTrainingTimeInSeconds"),
+        billable_training_seconds=description.get("BillableTrainingTimeInSeconds"),
+        labels=labels,
     )
-    production = store.get_production(project)
-    status = None
-    if production is not None:
-        current = rekognition.describe_version(event["project_arn"], production.version_name)
-        status = current.status if current else "DELETED"
     decision = gate_logic.evaluate(
         version.f1_score,
         production=production,
         f1_floor=float(settings["f1_floor"]),
         margin=float(settings["promotion_margin"]),
     )
+    failures = gate_logic.check_labels(
+        new_labels,
+        old_labels,
+        floors=floors,
+        max_drop=float(max_drop) if max_drop is not None else None,
+    )
+    decision = gate_logic.apply_label_rules(decision, failures)
     if not decision.promote:
         publisher.publish(
             EVENT_VERSION_REJECTED,
@@ -189,6 +269,9 @@ def gate(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
             reason=decision.reason,
             production_version_arn=production.version_arn if production else None,
             production_f1_score=production.f1_score if production else None,
+            label_failures=[failure.to_dict() for failure in decision.label_failures],
+            labels=labels,
+            **note,
         )
     logger.info(
         "evaluation gate",
@@ -201,6 +284,8 @@ def gate(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         "version_arn": version.arn,
         "production": gate_logic.production_summary(production, status),
         "old_running": status == "RUNNING",
+        "label_failures": [failure.label for failure in decision.label_failures],
+        "same_test_set": note["same_test_set"],
     }
 
 
@@ -277,6 +362,17 @@ def failure(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     event = event.get("state") or event
     project = event["project"]
     report = promotion.describe_failure(event)
+    validation: dict[str, Any] | None = None
+    if report.error == "TRAINING_FAILED":
+        explained = training_outputs.explain_training_failure(
+            (event.get("training") or {}).get("version") or {}
+        )
+        if not explained.empty or explained.unavailable:
+            validation = explained.to_dict()
+        if not explained.empty:
+            report = promotion.FailureReport(
+                report.error, f"{report.reason} ({explained.sentence()})", report.status_message
+            )
     started = (event.get("created") or {}).get("ProjectVersionArn") if event.get("bluegreen") else None
     if started and not event.get("promotion"):
         try:
@@ -291,6 +387,7 @@ def failure(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         version_name=event.get("version_name"),
         version_arn=(event.get("created") or {}).get("ProjectVersionArn"),
         execution_arn=(event.get("execution") or {}).get("arn"),
+        validation=validation,
         **report.to_dict(),
     )
     released = _store().release_lock(

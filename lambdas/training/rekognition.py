@@ -180,6 +180,14 @@ class TrainingRekognition:
                 return info
         return None
 
+    def describe_version_raw(self, project_arn: str, version_name: str) -> dict[str, Any] | None:
+        """The whole ProjectVersionDescription of one version (None when it no longer exists)."""
+        response = self.client.describe_project_versions(ProjectArn=project_arn, VersionNames=[version_name])
+        for raw in response.get("ProjectVersionDescriptions", []):
+            if version_name_from_arn(raw["ProjectVersionArn"]) == version_name:
+                return dict(raw)
+        return None
+
     def delete_version(self, version_arn: str) -> str:
         return str(self.client.delete_project_version(ProjectVersionArn=version_arn).get("Status", ""))
 

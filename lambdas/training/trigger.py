@@ -157,6 +157,8 @@ def workflow_settings(settings: ProjectSettings) -> dict[str, Any]:
         "max_model_polls": naming.model_start_polls(settings),
         "f1_floor": settings.f1_floor,
         "promotion_margin": settings.promotion_margin,
+        "label_f1_floors": dict(settings.label_f1_floors),
+        "max_label_f1_drop": settings.max_label_f1_drop,
         "retain_versions": settings.retain_versions,
         "min_inference_units": settings.min_inference_units,
         # Without auto-scaling, the ceiling equals the floor.

@@ -198,6 +198,34 @@ def test_training_skips_unreadable_images(rk: Any, s3: Any) -> None:
     assert description["TestingDataResult"]["Validation"]["Assets"]
 
 
+def test_too_many_invalid_lines_fail_the_training_with_validation_results(rk: Any, s3: Any) -> None:
+    # Given a TRAIN dataset where 4 of 8 labeled lines point at images that cannot be read
+    made = make_project_with_datasets(rk, s3, "badlines", per_label=2)
+    bad = [classification_line(f"s3://{BUCKET}/badlines/gone{i}.png", "red") for i in range(4)]
+    rk.update_dataset_entries(DatasetArn=made["train"], Changes={"GroundTruth": "\n".join(bad).encode()})
+    wait_dataset(rk, made["train"])
+    # When it trains
+    description = train_version(rk, made["project"])
+    # Then the training fails with the terminal manifest content error, and the validation results
+    # are there to read (Developer Guide, "Understanding the manifest summary")
+    assert description["Status"] == "TRAINING_FAILED"
+    assert "ERROR_TOO_MANY_INVALID_ROWS_IN_MANIFEST" in description["StatusMessage"]
+    key = description["ManifestSummary"]["S3Object"]["Name"]
+    summary = json.loads(s3.get_object(Bucket=BUCKET, Key=key)["Body"].read())
+    training = summary["statistics"]["training"]
+    assert training["errors"] == [
+        {
+            "code": "ERROR_TOO_MANY_INVALID_ROWS_IN_MANIFEST",
+            "message": "The manifest file contains too many invalid rows.",
+        }
+    ]
+    assert training["invalid_json_lines"] == 4 and training["valid_json_lines"] == 4
+    assert summary["statistics"]["testing"]["invalid_json_lines"] == 0
+    (asset,) = description["TrainingDataResult"]["Validation"]["Assets"]
+    assert asset["GroundTruthManifest"]["S3Object"]["Name"].endswith("training_manifest_with_validation.json")
+    assert "EvaluationResult" not in description
+
+
 def test_training_from_manifests_on_a_project_without_datasets(rk: Any, s3: Any) -> None:
     # Given manifests in S3 and a project without datasets
     lines = upload_colour_set(s3, "nodatasets", 6)

@@ -47,6 +47,12 @@ def cli(*args: str) -> tuple[int, Any]:
         return code, text + errors.getvalue()
 
 
+def cli_text(*args: str) -> tuple[int, str]:
+    buffer = io.StringIO()
+    code = main(list(args), out=buffer)
+    return code, buffer.getvalue()
+
+
 def _events(runtime: LocalRuntime, event_type: str) -> list[dict[str, Any]]:
     bodies = [p.json() for p in runtime.published]
     return [
@@ -111,6 +117,12 @@ def test_status_lists_datasets_versions_and_production(stack: LocalRuntime) -> N
     production = [v for v in project["versions"] if v["production"]]
     assert len(production) == 1 and production[0]["f1"] is not None
     assert project["production"]["version_name"] == production[0]["name"]
+    # with the per-label figures of its evaluation summary (3 TEST images per label)
+    labels = {row["label"]: row for row in production[0]["labels"]}
+    assert set(labels) == set(LABELS)
+    assert all(row["test_images"] == 3 and 0 <= row["f1"] <= 1 for row in labels.values())
+    code, text = cli_text("status", "--project", PROJECT)
+    assert code == 0 and "label zero" in text and "threshold" in text
 
 
 def test_status_finds_every_resource_through_the_stack_outputs(stack: LocalRuntime) -> None:

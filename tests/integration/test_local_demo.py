@@ -38,6 +38,7 @@ def test_demo_runs_every_phase_and_reports_its_figures(tmp_path: Path) -> None:
     summary = report.summary
     assert summary["dataset_entries"] == {"TRAIN": 60, "TEST": 20}
     assert summary["f1"] is not None and 0 <= summary["f1"] <= 1
+    assert len(summary["label_f1"]) == 10 and all(0 <= f1 <= 1 for f1 in summary["label_f1"].values())
     assert summary["held_out_detected"] == 10 and summary["held_out_accuracy"] is not None
     assert sum(summary["messages_published"].values()) >= 10
     assert summary["inference_unit_hours"]["local_seconds"] > 0

@@ -64,6 +64,9 @@ PROJECTS = {
     "tr-adapter": {"feature": "CONTENT_MODERATION", "moderation_confidence_threshold": 40},
     "tr-throttled": {},
     "tr-vanished": {},
+    "tr-label-drop": {"max_label_f1_drop": 0.2},
+    "tr-label-floors": {"label_f1_floors": {"zero": 0.5, "one": 0.5, "two": 0.5}, "max_label_f1_drop": 0.2},
+    "tr-bad-lines": {},
 }
 CONTEXT = {
     "projects": {
@@ -602,3 +605,102 @@ def _training_machine(harness: Harness) -> str:
         arn for lid, arn in harness.runtime.state_machines.items() if lid.startswith("TrainingStateMachine")
     ]
     return machine
+
+
+# --- per-label gate and failures explained -------------------------------------------------------
+def _fixture_keys(harness: Harness, project: str, kind: str, label: str) -> list[str]:
+    s3 = harness.runtime.client("s3")
+    listed = s3.list_objects_v2(Bucket=harness.bucket, Prefix=f"fixtures/{project}/{kind}/{label}/")
+    return sorted(item["Key"] for item in listed.get("Contents", []))
+
+
+def test_a_version_better_on_average_but_worse_on_one_label_is_rejected_naming_it(harness: Harness) -> None:
+    # Given a promoted version trained on clean data (max_label_f1_drop 0.2)
+    project = "tr-label-drop"
+    harness.create_project(project, test_per_label=4)
+    first = _execution(harness, project)
+    assert first.output["outcome"] == "PROMOTED", (first.error, first.cause)
+    old = harness.production(project)
+    assert old is not None
+    # and a production aggregate F1 any new version beats
+    harness.set_production(dataclasses.replace(old, f1_score=0.1))
+    # When the TRAIN images of label "two" are replaced by images of a zero and a forced training runs
+    s3 = harness.runtime.client("s3")
+    zero_images = _fixture_keys(harness, project, "train", "zero")
+    for index, key in enumerate(_fixture_keys(harness, project, "train", "two")):
+        body = s3.get_object(Bucket=harness.bucket, Key=zero_images[index % len(zero_images)])["Body"].read()
+        s3.put_object(Bucket=harness.bucket, Key=key, Body=body)
+    result = _execution(harness, project, force=True)
+    # Then the gate rejects the version although its F1 beats production's, naming label "two"
+    assert result.succeeded and result.output["outcome"] == "REJECTED", (result.error, result.cause)
+    assert result.output["gate"]["f1_score"] > 0.1
+    rejected = harness.wait_for_event(project, EVENT_VERSION_REJECTED)
+    detail = rejected["detail"]
+    failures = {failure["label"]: failure for failure in detail["label_failures"]}
+    assert "two" in failures
+    assert "label 'two' F1 fell from" in failures["two"]["reason"]
+    assert failures["two"]["production_f1"] - failures["two"]["f1"] > 0.2
+    assert "per-label gate" in detail["reason"]
+    # every label that failed is listed, and only those
+    rows = {row["label"]: row for row in detail["labels"]}
+    dropped = {label for label, row in rows.items() if row["production_f1"] - row["f1"] > 0.2 + 1e-9}
+    assert set(failures) == dropped
+    # both versions were evaluated on the same TEST snapshot (TEST did not change), and the event says so
+    assert detail["same_test_set"] is True
+    assert "same TEST dataset snapshot" in detail["test_set_note"]
+    assert harness.production(project) == dataclasses.replace(old, f1_score=0.1)
+
+
+def test_a_version_that_meets_every_label_floor_is_promoted(harness: Harness) -> None:
+    # Given label floors of 0.5 for every label and a clean dataset
+    project = "tr-label-floors"
+    harness.create_project(project, test_per_label=4)
+    # When a training runs
+    result = _execution(harness, project)
+    # Then it is promoted and the completion event carries every label's figures
+    assert result.succeeded and result.output["outcome"] == "PROMOTED", (result.error, result.cause)
+    assert result.output["gate"]["label_failures"] == []
+    completed = harness.wait_for_event(project, EVENT_TRAINING_COMPLETED)
+    rows = {row["label"]: row for row in completed["detail"]["labels"]}
+    assert set(rows) == {"zero", "one", "two"}
+    assert all(row["f1"] >= 0.5 and row["test_images"] == 4 for row in rows.values())
+    assert all(0 <= row["threshold"] <= 1 for row in rows.values())
+
+
+def test_a_training_failed_on_bad_lines_publishes_error_codes_and_first_lines(harness: Harness) -> None:
+    # Given a project where 8 of its 24 TRAIN images (more than 20%) are not images at all
+    project = "tr-bad-lines"
+    harness.create_project(project)
+    s3 = harness.runtime.client("s3")
+    broken = [key for label in ("one", "two") for key in _fixture_keys(harness, project, "train", label)[:4]]
+    for key in broken:
+        s3.put_object(Bucket=harness.bucket, Key=key, Body=b"this is not an image")
+    # When a training runs
+    result = _execution(harness, project)
+    # Then the training fails, and the failure names the terminal error, the counts per error code
+    # and the first lines in error (source-ref, code, message)
+    assert result.status == "FAILED" and result.error == "TrainingFailed"
+    failed = harness.wait_for_event(project, EVENT_TRAINING_FAILED)
+    detail = failed["detail"]
+    assert detail["error"] == "TRAINING_FAILED"
+    validation = detail["validation"]
+    assert {
+        "scope": "training",
+        "code": "ERROR_TOO_MANY_INVALID_ROWS_IN_MANIFEST",
+        "message": "The manifest file contains too many invalid rows.",
+    } in validation["manifest_errors"]
+    assert validation["error_counts"] == {"ERROR_INVALID_IMAGE": 8}
+    assert validation["statistics"]["training"]["invalid_json_lines"] == 8
+    first = validation["first_lines_in_error"]
+    assert sorted(line["source-ref"] for line in first) == sorted(
+        f"s3://{harness.bucket}/{key}" for key in broken
+    )
+    assert all(line["code"] == "ERROR_INVALID_IMAGE" and line["dataset"] == "training" for line in first)
+    assert all(line["message"].startswith("The image is invalid.") for line in first)
+    # and the execution's cause and the training item (shown by `autopilot status`) say it in one line
+    assert "ERROR_INVALID_IMAGE x8" in (result.cause or "")
+    item = harness.training_item(project)
+    assert (
+        item["last_outcome"]["S"] == "FAILED"
+        and "ERROR_TOO_MANY_INVALID_ROWS_IN_MANIFEST" in item["last_reason"]["S"]
+    )

@@ -245,3 +245,68 @@ def test_events_are_formatted_for_people() -> None:
 
 def test_parser_is_an_argparse_tree() -> None:
     assert isinstance(build_parser(), argparse.ArgumentParser)
+
+
+def test_status_text_shows_label_figures_and_why_a_training_failed() -> None:
+    from autopilot.ops.status import render
+
+    status = {
+        "project": "digits",
+        "exists": True,
+        "production": None,
+        "training": {"last_outcome": "FAILED", "last_reason": "training failed: too many invalid rows"},
+        "datasets": [],
+        "running": [],
+        "versions": [
+            {
+                "name": "v2",
+                "status": "TRAINING_COMPLETED",
+                "f1": 0.9,
+                "production": False,
+                "labels": [
+                    {
+                        "label": "cat",
+                        "f1": 0.95,
+                        "precision": 1.0,
+                        "recall": 0.9,
+                        "threshold": 0.4,
+                        "test_images": 20,
+                    }
+                ],
+            },
+            {
+                "name": "v3",
+                "status": "TRAINING_FAILED",
+                "f1": None,
+                "production": False,
+                "labels": [],
+                "status_message": "too many invalid rows",
+                "validation": {
+                    "manifest_errors": [
+                        {
+                            "scope": "training",
+                            "code": "ERROR_TOO_MANY_INVALID_ROWS_IN_MANIFEST",
+                            "message": "m",
+                        }
+                    ],
+                    "error_counts": {"ERROR_INVALID_IMAGE": 7},
+                    "first_lines_in_error": [
+                        {
+                            "dataset": "training",
+                            "line": 3,
+                            "source-ref": "s3://b/x.png",
+                            "code": "ERROR_INVALID_IMAGE",
+                            "message": "The image is invalid.",
+                        }
+                    ],
+                    "unavailable": [],
+                },
+            },
+        ],
+    }
+    text = render([status])
+    assert "label cat" in text and "F1 0.950" in text and "test images 20" in text
+    assert "training ERROR_TOO_MANY_INVALID_ROWS_IN_MANIFEST: m" in text
+    assert "ERROR_INVALID_IMAGE: 7 lines" in text
+    assert "training line 3: s3://b/x.png ERROR_INVALID_IMAGE The image is invalid." in text
+    assert "last training: FAILED: training failed: too many invalid rows" in text

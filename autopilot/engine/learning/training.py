@@ -28,6 +28,21 @@ class TrainingFailure(Exception):
     """Training cannot produce a model; the message becomes the version's StatusMessage."""
 
 
+# Training stops when more than this share of a manifest's JSON lines is invalid (Developer Guide,
+# "Understanding training and testing validation result manifests": ignored lines do not count).
+MAX_INVALID_SHARE = 0.2
+TOO_MANY_INVALID_ROWS = "ERROR_TOO_MANY_INVALID_ROWS_IN_MANIFEST"
+
+
+class TooManyInvalidLines(TrainingFailure):
+    """A terminal manifest content error: the validation results are still written."""
+
+    def __init__(self, message: str, skipped: dict[str, str], failed: tuple[str, ...]) -> None:
+        super().__init__(message)
+        self.skipped = skipped  # source-ref -> "CODE: message"
+        self.failed = failed  # "training" and/or "testing"
+
+
 @dataclass(frozen=True)
 class Prediction:
     label: str
@@ -80,7 +95,7 @@ def _load(entries: list[Entry], fetch: Fetch, skipped: dict[str, str]) -> list[t
         try:
             data = fetch(bucket, key)
         except Exception as exc:  # any S3 failure excludes the image, with its reason
-            skipped[entry.source_ref] = f"The image cannot be read from S3: {exc}"
+            skipped[entry.source_ref] = f"ERROR_INVALID_IMAGE: The image cannot be read from S3: {exc}"
             return entry, None
         array, problem = check_image(data, inline=False)
         if problem is not None:
@@ -135,6 +150,18 @@ def train(
         len(skipped),
         time.monotonic() - started,
     )
+    failed = tuple(
+        name
+        for name, labeled in (("training", train_labeled), ("testing", test_labeled))
+        if sum(1 for e in labeled if e.source_ref in skipped) > MAX_INVALID_SHARE * len(labeled)
+    )
+    if failed:
+        raise TooManyInvalidLines(
+            f"The {' and '.join(failed)} manifest file contains too many invalid rows "
+            f"({TOO_MANY_INVALID_ROWS}); see the manifest summary and the validation manifests.",
+            skipped,
+            failed,
+        )
     if not train_images:
         raise TrainingFailure(
             "None of the training images could be used: " + "; ".join(list(skipped.values())[:3])

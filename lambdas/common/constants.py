@@ -56,6 +56,8 @@ PROJECT_PK_PREFIX: Final = "PROJECT#"
 ITEM_PRODUCTION: Final = "PRODUCTION"  # the promoted version, its F1 and dataset snapshot
 ITEM_TRAINING: Final = "TRAINING"  # the in-flight training lock and last-trained counts
 ITEM_SERVING: Final = "SERVING"  # model controller state: last detection, override, transition
+ITEM_USAGE_PREFIX: Final = "USAGE#"  # + time + "#" + status: the usage ledger (RUNNING / STOPPED records)
+USAGE_LEDGER_RETENTION_DAYS: Final = 455  # as long as CloudWatch keeps hourly metrics (15 months)
 
 # ---------------------------------------------------------------------------
 # Events. Lifecycle messages on the lifecycle topic carry message attributes

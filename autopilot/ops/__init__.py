@@ -10,9 +10,20 @@ from __future__ import annotations
 
 import argparse
 
-from autopilot.ops import cost, dataset_admin, datasets, detect, models, projects, queues, status, tail
+from autopilot.ops import (
+    cost,
+    dataset_admin,
+    datasets,
+    detect,
+    models,
+    projects,
+    queues,
+    report,
+    status,
+    tail,
+)
 
 
 def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    for module in (status, datasets, dataset_admin, models, detect, tail, projects, queues, cost):
+    for module in (status, datasets, dataset_admin, models, detect, tail, projects, queues, cost, report):
         module.register(commands)

@@ -211,6 +211,99 @@ def test_tail_prints_lifecycle_events(stack: LocalRuntime) -> None:
     assert queues == []
 
 
+def test_report_of_the_production_version(stack: LocalRuntime, tmp_path: Path) -> None:
+    # When the report of the production version is written
+    out = tmp_path / "report.html"
+    code, written = cli("report", PROJECT, "--out", str(out), "--max-thumbnails", "50")
+    assert code == 0 and written["out"] == str(out)
+    page = out.read_text(encoding="utf-8")
+    # Then it is self-contained: no external fetch, charts inline, bounded in size
+    import re
+
+    assert "<svg" in page and "<script" not in page and "<link" not in page
+    assert not re.search(r"""(src|href)=["']https?:""", page) and "url(http" not in page
+    assert len(page.encode()) < 3_000_000
+    # The per-label rows are the version's evaluation summary (what DescribeProjectVersions points at)
+    _, status = cli("status", "--project", PROJECT)
+    production = status["projects"][0]["production"]["version_name"]
+    rekognition = boto3.client("rekognition")
+    project_arn = rekognition.describe_projects(ProjectNames=[PROJECT])["ProjectDescriptions"][0][
+        "ProjectArn"
+    ]
+    (described,) = rekognition.describe_project_versions(ProjectArn=project_arn, VersionNames=[production])[
+        "ProjectVersionDescriptions"
+    ]
+    summary_object = described["EvaluationResult"]["Summary"]["S3Object"]
+    s3 = boto3.client("s3")
+    summary = json.loads(
+        s3.get_object(Bucket=summary_object["Bucket"], Key=summary_object["Name"])["Body"].read()
+    )
+    rows = _table_rows(page, "labels")
+    assert {row[0] for row in rows} == {r["Label"] for r in summary["LabelEvaluationResults"]}
+    for result in summary["LabelEvaluationResults"]:
+        row = next(r for r in rows if r[0] == result["Label"])
+        assert float(row[1]) == pytest.approx(result["Metrics"]["F1Score"], abs=5e-4)
+        assert float(row[4]) == pytest.approx(result["Metrics"]["Threshold"], abs=5e-4)
+    # The confusion matrix sums to the size of the test set
+    testing = described["TestingDataResult"]["Output"]["Assets"][0]["GroundTruthManifest"]["S3Object"]
+    test_lines = s3.get_object(Bucket=testing["Bucket"], Key=testing["Name"])["Body"].read().splitlines()
+    assert sum(int(row[2]) for row in _table_rows(page, "confusion")) == len(test_lines) == 6
+    # Every wrongly judged test image (up to the cap) has its thumbnail
+    wrong = [
+        json.loads(line)["source-ref"]
+        for line in test_lines
+        if '"is-false-positive":true' in line.decode() or '"is-false-negative":true' in line.decode()
+    ]
+    for ref in wrong:
+        assert f"data-source-ref='{ref}'><img src='data:image/png;base64," in page
+    # And a real browser renders its charts
+    _screenshot_shows_a_chart(out, tmp_path / "report.png")
+
+
+def _table_rows(page: str, table_id: str) -> list[list[str]]:
+    import re
+
+    table = page.split(f"<table id='{table_id}'>", 1)[1].split("</table>", 1)[0]
+    rows = re.findall(r"<tr[^>]*>(.*?)</tr>", table)[1:]  # after the header
+    return [[re.sub(r"<[^>]+>", "", cell) for cell in re.findall(r"<td>(.*?)</td>", row)] for row in rows]
+
+
+def _screenshot_shows_a_chart(page: Path, png: Path) -> None:
+    """Headless Chromium takes a screenshot; the charts' bar colour must cover a visible area."""
+    import shutil
+    import subprocess
+
+    from PIL import Image
+
+    browser = shutil.which("chromium-headless-shell") or shutil.which("chromium")
+    if browser is None:
+        if os.environ.get("CI"):
+            raise AssertionError("CI must have headless Chromium (.ci/run installs chromium-headless-shell)")
+        pytest.skip("no headless Chromium here (apt-get install chromium-headless-shell)")
+    subprocess.run(
+        [
+            browser,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            f"--screenshot={png}",
+            "--window-size=1200,2400",
+            page.resolve().as_uri(),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    with Image.open(png) as shot:
+        rgb = shot.convert("RGB")
+        bars = sum(
+            1
+            for pixel in rgb.getdata()
+            if abs(pixel[0] - 0x1F) < 12 and abs(pixel[1] - 0x77) < 12 and abs(pixel[2] - 0xB4) < 12
+        )
+    assert bars > 2000, f"no chart rendered in {png} ({bars} pixels of the bar colour)"
+
+
 # ---------------------------------------------------------------------------------------------
 # Lifecycle commands: cost, queues and redrive, dataset export/reset/import/copy, project delete.
 # They run last in this module: reset and delete change what the tests above read.

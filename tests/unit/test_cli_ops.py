@@ -38,6 +38,7 @@ COMMANDS = [
     ["queues"],
     ["redrive"],
     ["cost"],
+    ["report"],
     ["engine", "fault"],
 ]
 

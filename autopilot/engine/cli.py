@@ -6,6 +6,7 @@ import argparse
 import contextlib
 import json
 import logging
+import sys
 import urllib.request
 from typing import Any
 
@@ -29,7 +30,14 @@ def register(subparsers: Any) -> None:
     serve.set_defaults(func=_serve)
 
     fault = commands.add_parser("fault", help="arm a fault in a running engine (reliability tests)")
-    fault.add_argument("--url", required=True, help="the engine's URL, e.g. http://127.0.0.1:4599")
+    target = fault.add_mutually_exclusive_group(required=True)
+    target.add_argument("--url", help="the engine's URL, e.g. http://127.0.0.1:4599")
+    target.add_argument(
+        "--local",
+        action="store_true",
+        help="the engine of the running local stack (from .local-stack/local.env)",
+    )
+    target.add_argument("--env-file", help="the engine named in this env file (written by `local serve`)")
     fault.add_argument("kind", choices=[*KINDS, "clear"])
     fault.add_argument(
         "--operation", default=None, help="for throttle/error: the operation, e.g. DetectCustomLabels"
@@ -55,8 +63,31 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def engine_url(args: argparse.Namespace) -> str:
+    """--url, or AWS_ENDPOINT_URL_REKOGNITION of the local stack's env file."""
+    if args.url:
+        return str(args.url)
+    from pathlib import Path
+
+    from autopilot.ops.context import DEFAULT_LOCAL_ENV, CommandError, parse_env_file
+
+    path = Path(args.env_file) if args.env_file else DEFAULT_LOCAL_ENV
+    url = parse_env_file(path).get("AWS_ENDPOINT_URL_REKOGNITION")
+    if not url:
+        raise CommandError(
+            f"{path} names no engine (AWS_ENDPOINT_URL_REKOGNITION); restart `autopilot local serve`"
+        )
+    return url
+
+
 def _fault(args: argparse.Namespace) -> int:
-    url = args.url.rstrip("/") + "/_engine/faults"
+    from autopilot.ops.context import CommandError
+
+    try:
+        url = engine_url(args).rstrip("/") + "/_engine/faults"
+    except CommandError as error:
+        sys.stderr.write(f"error: {error}\n")
+        return error.code
     if args.kind == "clear":
         request = urllib.request.Request(url, method="DELETE")
     else:

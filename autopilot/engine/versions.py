@@ -16,6 +16,7 @@ from autopilot.engine import errors
 from autopilot.engine.arns import version_arn
 from autopilot.engine.backend import Engine, operation
 from autopilot.engine.clock import epoch_ms
+from autopilot.engine.learning.snapshot import snapshot_blob
 from autopilot.engine.learning.training import (
     TOO_MANY_INVALID_ROWS,
     TooManyInvalidLines,
@@ -276,9 +277,12 @@ def _write_outputs(
     train_key = _output_key(version, f"{stem}/training.manifest")
     test_key = _output_key(version, f"{stem}/testing.manifest")
     engine.put_object(bucket, train_key, _manifest_blob(train_entries), "application/x-ndjson")
-    engine.put_object(bucket, test_key, _manifest_blob(test_entries), "application/x-ndjson")
     summary_key = _output_key(version, f"EvaluationSummary-{project.name}-{version.name}.json")
     ended = datetime.now(UTC).isoformat(timespec="seconds")
+    # The testing snapshot carries the model's judged predictions ("Evaluation manifest snapshot").
+    engine.put_object(
+        bucket, test_key, snapshot_blob(test_entries, report.evaluations, ended), "application/x-ndjson"
+    )
     aggregated: dict[str, Any] = {
         "F1Score": round(report.f1, 6),
         "Precision": _mean([m.precision for m in report.label_metrics if m.test_images]),

@@ -62,6 +62,11 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
     serve.add_argument("--duration", type=float, help="stop after this many seconds (default: until Ctrl-C)")
     serve.add_argument("--state-dir", type=Path, default=Path(".local-stack"))
     serve.add_argument("--verbose", action="store_true")
+    serve.add_argument(
+        "--ready-file",
+        type=Path,
+        help="write this file (JSON: endpoints, env file) once the stack is up, and remove it on exit",
+    )
     serve.set_defaults(func=serve_command)
 
 
@@ -95,5 +100,6 @@ def serve_command(args: argparse.Namespace) -> int:
         fast_settings=not args.cdk_settings,
         duration_s=args.duration,
         verbose=args.verbose,
+        ready_file=args.ready_file,
     )
     return serve(options, sys.stdout)

@@ -23,7 +23,7 @@ from typing import Any, TextIO
 import boto3
 from botocore.exceptions import ClientError
 
-from autopilot.local.runtime import LocalRuntime, running_stack
+from autopilot.local.runtime import LocalRuntime, patched_environ, running_stack
 from autopilot.local.sample_data import DemoSplit, demo_split
 from autopilot.local.template import deep_merge, synth_template
 from autopilot.local.wiring import TimelineEntry
@@ -139,6 +139,7 @@ class Demo:
         self.report = DemoReport()
         self.started = time.monotonic()
         self.runtime: LocalRuntime | None = None
+        self.engine_url = ""
         self.split: DemoSplit | None = None
         self._failed = False
         self._say_lock = threading.Lock()
@@ -255,6 +256,7 @@ class Demo:
                 nonlocal engine
                 engine = _engine(options)
                 url = engine.start()
+                self.engine_url = url
                 stack.callback(engine.stop, wait_for_training=10.0)
                 try:
                     return _start_stack(url)
@@ -279,7 +281,25 @@ class Demo:
             if self.runtime is not None:
                 self._flow()
                 self._summarize()
+                self.phase("write the model and serving report", self._write_report)
         return self._finish()
+
+    def _write_report(self) -> str:
+        """`autopilot report` of the run, through the same operator code path as on AWS."""
+        import argparse
+
+        from autopilot.local.serve import write_state
+        from autopilot.ops.context import ENV_STACK_FILE, Context
+        from autopilot.ops.report import build
+
+        assert self.runtime is not None
+        _, stack_file = write_state(self.runtime, self.engine_url, self.options.state_dir)
+        path = self.options.state_dir / "report.html"
+        with patched_environ({ENV_STACK_FILE: str(stack_file)}):
+            context = Context(argparse.Namespace(json=False, local=False, env_file=None, region=None))
+            path.write_text(build(context, self.options.project, None, 7.0, 24), encoding="utf-8")
+        self.report.summary["report"] = str(path)
+        return f"open {path} in a browser"
 
     def _prepare_split(self) -> None:
         options = self.options

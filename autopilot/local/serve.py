@@ -53,6 +53,7 @@ class ServeOptions:
     fast_settings: bool = True  # the demo's short waits (idle minutes, poll seconds)
     duration_s: float | None = None  # stop after this long (tests); None: until Ctrl-C
     verbose: bool = False
+    ready_file: Path | None = None  # written once the stack is up (scripts wait for it), removed on exit
 
 
 def outputs(runtime: LocalRuntime) -> dict[str, str]:
@@ -108,6 +109,29 @@ def write_state(runtime: LocalRuntime, engine_url: str, state_dir: Path) -> tupl
     return env_file, stack_file
 
 
+def write_ready_file(
+    path: Path, runtime: LocalRuntime, engine_url: str, env_file: Path, stack_file: Path
+) -> None:
+    """The readiness signal: written whole (rename), so a reader never sees half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(
+        json.dumps(
+            {
+                "ready": True,
+                "aws_endpoint": runtime.moto_url,
+                "rekognition_endpoint": engine_url,
+                "env_file": str(env_file.resolve()),
+                "stack_file": str(stack_file.resolve()),
+                **outputs(runtime),
+            },
+            indent=2,
+        ),
+        encoding="utf-8",
+    )
+    partial.replace(path)
+
+
 def serve(options: ServeOptions, out: TextIO, stop: threading.Event | None = None) -> int:
     from autopilot.engine import EngineConfig, EngineServer
 
@@ -145,7 +169,9 @@ def serve(options: ServeOptions, out: TextIO, stop: threading.Event | None = Non
                 moto_server_port=options.port,
             ) as runtime,
         ):
-            env_file, _ = write_state(runtime, engine_url, options.state_dir)
+            env_file, stack_file = write_state(runtime, engine_url, options.state_dir)
+            if options.ready_file is not None:
+                write_ready_file(options.ready_file, runtime, engine_url, env_file, stack_file)
             bucket = outputs(runtime).get("AUTOPILOT_BUCKET", "?")
             out.write(
                 f"local stack up: AWS services at {runtime.moto_url}, Custom Labels engine at {engine_url}\n"
@@ -162,6 +188,8 @@ def serve(options: ServeOptions, out: TextIO, stop: threading.Event | None = Non
     except KeyboardInterrupt:
         pass
     finally:
+        if options.ready_file is not None:
+            options.ready_file.unlink(missing_ok=True)
         engine.stop(wait_for_training=5.0)
     out.write("local stack stopped\n")
     return 0

@@ -156,6 +156,8 @@ class Context:
         env_file = getattr(args, "env_file", None) or (
             DEFAULT_LOCAL_ENV if getattr(args, "local", False) else None
         )
+        # A local stack (env file) has no SQS message move tasks and no service metrics.
+        self.local = env_file is not None or bool(os.environ.get(ENV_STACK_FILE))
         if env_file is not None:
             load_env_file(Path(env_file))
         self.region = (

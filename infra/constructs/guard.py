@@ -32,6 +32,7 @@ from lambdas.common.constants import (
     ENV_SETTINGS_PARAMETER,
     ENV_STATE_TABLE,
     METRIC_UNMANAGED_MODELS_RUNNING,
+    SERVICE_GUARD,
 )
 from lambdas.common.settings import AppSettings
 
@@ -69,6 +70,7 @@ class Guard(Construct):
             self,
             "Sweep",
             handler="lambdas.guard.handler.handle",
+            service_name=SERVICE_GUARD,
             description="the account guard: finds and stops models nobody manages",
             environment=environment,
             timeout=Duration.minutes(5),

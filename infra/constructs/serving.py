@@ -47,10 +47,12 @@ from lambdas.common.constants import (
     EVENT_SOURCE,
     FEATURE_CUSTOM_LABELS,
     ITEM_SERVING,
+    ITEM_USAGE_PREFIX,
     PROJECT_PK_PREFIX,
     SERVICE_MODEL_CONTROLLER,
     STATE_PK,
     STATE_SK,
+    STATE_TTL_ATTRIBUTE,
     TRANSITION_START,
     TRANSITION_STOP,
 )
@@ -102,6 +104,56 @@ def _record(next_state: str, status_path: str | None, status: str | None, reset_
         ],
         "Next": next_state,
     }
+
+
+def _ledger(status: str, next_state: str) -> list[tuple[str, dict]]:
+    """Two states that append a usage-ledger item (lambdas.serving.usage) for `status`: the time
+    it was recorded, the version and its inference units; kept until `ledger_expires_at`. A ledger
+    write that keeps failing is noted under $.ledger_error and never fails the transition."""
+    stamp, write = f"Stamp{status.title()}", f"Ledger{status.title()}"
+    return [
+        (
+            stamp,
+            {
+                "Type": "Pass",
+                "Parameters": {"at.$": "$$.State.EnteredTime"},
+                "ResultPath": "$.ledger",
+                "Next": write,
+            },
+        ),
+        (
+            write,
+            {
+                "Type": "Task",
+                "Resource": "arn:aws:states:::dynamodb:putItem",
+                "Parameters": {
+                    "TableName": "${" + STATE_TABLE_TOKEN + "}",
+                    "Item": {
+                        STATE_PK: {"S.$": f"States.Format('{PROJECT_PK_PREFIX}{{}}', $.project)"},
+                        STATE_SK: {"S.$": f"States.Format('{ITEM_USAGE_PREFIX}{{}}#{status}', $.ledger.at)"},
+                        "status": {"S": status},
+                        "at": {"S.$": "$.ledger.at"},
+                        "version": {"S.$": "$.version_name"},
+                        "units": {"N.$": "States.Format('{}', $.min_inference_units)"},
+                        STATE_TTL_ATTRIBUTE: {"N.$": "States.Format('{}', $.ledger_expires_at)"},
+                    },
+                },
+                "ResultPath": None,
+                "Retry": [
+                    {
+                        "ErrorEquals": ["States.ALL"],
+                        "IntervalSeconds": 1,
+                        "MaxAttempts": 3,
+                        "BackoffRate": 2.0,
+                    }
+                ],
+                "Catch": [
+                    {"ErrorEquals": ["States.ALL"], "ResultPath": "$.ledger_error", "Next": next_state}
+                ],
+                "Next": next_state,
+            },
+        ),
+    ]
 
 
 def _event(event_type: str, next_state: str, reason: str) -> dict:
@@ -310,11 +362,13 @@ def model_control_definition() -> dict[str, Any]:
             ],
             "Default": "StopFailedEvent",
         },
-        "RecordRunning": _record("RunningEvent", None, "RUNNING", reset_attempts=True),
+        "RecordRunning": _record("StampRunning", None, "RUNNING", reset_attempts=True),
+        **dict(_ledger("RUNNING", "RunningEvent")),
         "RunningEvent": _event(EVENT_MODEL_RUNNING, "PublishRunning", "the model is RUNNING"),
         "PublishRunning": _publish(EVENT_MODEL_RUNNING, "Running"),
         "Running": {"Type": "Succeed"},
-        "RecordStopped": _record("StoppedEvent", None, "STOPPED", reset_attempts=False),
+        "RecordStopped": _record("StampStopped", None, "STOPPED", reset_attempts=False),
+        **dict(_ledger("STOPPED", "StoppedEvent")),
         "StoppedEvent": _event(EVENT_MODEL_STOPPED, "PublishStopped", "the model is STOPPED"),
         "PublishStopped": _publish(EVENT_MODEL_STOPPED, "Stopped"),
         "Stopped": {"Type": "Succeed"},
@@ -405,7 +459,7 @@ class Serving(Construct):
                 resources=[_project_arns(stack, name) for name in served] or [_project_arns(stack, "none")],
             )
         )
-        storage.state_table.grant(role, "dynamodb:UpdateItem")
+        storage.state_table.grant(role, "dynamodb:UpdateItem", "dynamodb:PutItem")
         notifications.lifecycle_topic.grant_publish(role)
         version_wildcards = [f"Resource::{_nag_arn(f'project/{name}/version/*')}" for name in served]
         project_wildcards = [f"Resource::{_nag_arn(f'project/{name}/*')}" for name in served]

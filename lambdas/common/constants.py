@@ -52,6 +52,7 @@ ENV_EVENT_BUS: Final = "EVENT_BUS_NAME"
 SERVICE_INGESTION: Final = "ingestion"
 SERVICE_DETECTION: Final = "detection"
 SERVICE_MODEL_CONTROLLER: Final = "model-controller"
+SERVICE_GUARD: Final = "account-guard"
 # Training functions: this prefix + the function's role in the workflow (training-trigger, ...).
 SERVICE_TRAINING_PREFIX: Final = "training-"
 
@@ -106,6 +107,8 @@ ITEM_SERVING: Final = "SERVING"  # model controller state: last detection, overr
 # running versions it saw (since when) and each project's inference-unit hours of the current UTC day.
 GUARD_PK: Final = "GUARD"
 ITEM_GUARD_SWEEP: Final = "SWEEP"
+ITEM_USAGE_PREFIX: Final = "USAGE#"  # + time + "#" + status: the usage ledger (RUNNING / STOPPED records)
+USAGE_LEDGER_RETENTION_DAYS: Final = 455  # as long as CloudWatch keeps hourly metrics (15 months)
 
 # ---------------------------------------------------------------------------
 # Events. Lifecycle messages on the lifecycle topic carry message attributes

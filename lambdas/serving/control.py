@@ -6,6 +6,7 @@ Everything AWS is injected through `ControllerDeps`, so tests run this with fake
 from __future__ import annotations
 
 import re
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -18,6 +19,7 @@ from lambdas.common.constants import (
     FEATURE_CONTENT_MODERATION,
     TRANSITION_START,
     TRANSITION_STOP,
+    USAGE_LEDGER_RETENTION_DAYS,
 )
 from lambdas.common.events import LifecyclePublisher
 from lambdas.common.settings import ProjectSettings
@@ -59,9 +61,10 @@ def execution_name(project: str, transition: str, now: float) -> str:
 
 
 def transition_input(
-    target: ServingTarget, transition: str, settings: ProjectSettings, attempt: int
+    target: ServingTarget, transition: str, settings: ProjectSettings, attempt: int, now: float | None = None
 ) -> dict[str, Any]:
     """The model control state machine's input (see infra/constructs/serving.py)."""
+    now = time.time() if now is None else now
     payload: dict[str, Any] = {
         "project": target.project,
         "action": transition,
@@ -75,6 +78,8 @@ def transition_input(
         "attempt": attempt,
         # Always present (null: no auto-scaling), so the state machine's choice never reads a missing path.
         "max_inference_units": settings.max_inference_units,
+        # Expiry (epoch seconds, the table's TTL) of the usage-ledger items this transition writes.
+        "ledger_expires_at": int(now + USAGE_LEDGER_RETENTION_DAYS * 86400),
     }
     return payload
 
@@ -127,7 +132,8 @@ def control_project(
         return outcome
     try:
         execution_arn = deps.starter.start(
-            execution_name(project, transition, now), transition_input(target, transition, settings, attempt)
+            execution_name(project, transition, now),
+            transition_input(target, transition, settings, attempt, now),
         )
     except Exception:
         deps.store.release_transition(project)  # let the next tick try again, then re-raise

@@ -69,3 +69,25 @@ def test_fault_command_arms_a_running_engine(running: RunningEngine, capsys: Any
 def test_serve_is_registered() -> None:
     with pytest.raises(SystemExit):
         main(["engine", "serve", "--help"])
+
+
+def test_fault_command_finds_the_engine_of_a_local_stack(
+    running: RunningEngine, tmp_path: Path, capsys: Any
+) -> None:
+    # Given the env file `autopilot local serve` writes, naming the engine
+    env_file = tmp_path / "local.env"
+    env_file.write_text(f"export AWS_ENDPOINT_URL_REKOGNITION={running.url}\n", encoding="utf-8")
+    # When a fault is armed through it, without --url
+    code = main(["engine", "fault", "--env-file", str(env_file), "error", "--operation", "DescribeDataset"])
+    # Then the engine has it
+    assert code == 0
+    assert running.faults.list()[0]["operation"] == "DescribeDataset"
+    assert main(["engine", "fault", "--env-file", str(env_file), "clear"]) == 0
+
+
+def test_fault_command_without_an_engine_in_the_env_file_says_so(tmp_path: Path, capsys: Any) -> None:
+    env_file = tmp_path / "local.env"
+    env_file.write_text("export AWS_REGION=us-east-1\n", encoding="utf-8")
+    code = main(["engine", "fault", "--env-file", str(env_file), "clear"])
+    assert code == 1
+    assert "names no engine" in capsys.readouterr().err

@@ -47,6 +47,27 @@ def test_detector_finds_boxes(rk: Any, s3: Any) -> None:
         "AggregatedEvaluationResults"
     ]
     assert aggregated["AveragePrecision"] >= 0.8 and "ConfusionMatrix" not in aggregated
+    # The testing snapshot: predicted boxes judged, in pixels, and every true box either found or missed
+    testing = description["TestingDataResult"]["Output"]["Assets"][0]["GroundTruthManifest"]["S3Object"]
+    lines = [
+        json.loads(x) for x in s3.get_object(Bucket=BUCKET, Key=testing["Name"])["Body"].read().splitlines()
+    ]
+    assert len(lines) == 15
+    found_or_missed = 0
+    for line in lines:
+        evaluation, meta = (
+            line["rekognition-custom-labels-evaluation"],
+            line["rekognition-custom-labels-evaluation-metadata"],
+        )
+        assert meta["type"] == "groundtruth/object-detection"
+        assert len(evaluation["annotations"]) == len(meta["objects"])
+        details = [o["rekognition-custom-labels-evaluation-details"] for o in meta["objects"]]
+        found_or_missed += sum(d["is-true-positive"] or d["is-false-negative"] for d in details)
+        for box in evaluation["annotations"]:
+            assert (
+                0 <= box["left"] <= 128 and 0 <= box["top"] <= 128 and meta["class-map"][str(box["class_id"])]
+            )
+    assert found_or_missed == sum(len(line["bounding-box"]["annotations"]) for line in lines)
     rk.start_project_version(ProjectVersionArn=description["ProjectVersionArn"], MinInferenceUnits=1)
     wait_version(rk, project, "v1", ("STARTING",))
     # Then a new scene's squares are found where they are

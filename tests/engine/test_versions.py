@@ -67,6 +67,34 @@ def test_training_from_datasets_reports_evaluation(rk: Any, s3: Any) -> None:
     assert summary["EvaluationDetails"]["ProjectVersionArn"] == arn
     manifest = description["TrainingDataResult"]["Output"]["Assets"][0]["GroundTruthManifest"]["S3Object"]
     assert len(s3.get_object(Bucket=BUCKET, Key=manifest["Name"])["Body"].read().splitlines()) == 16
+    # The testing snapshot judges every test image's predictions ("Evaluation manifest snapshot")
+    testing = description["TestingDataResult"]["Output"]["Assets"][0]["GroundTruthManifest"]["S3Object"]
+    lines = [
+        json.loads(x) for x in s3.get_object(Bucket=BUCKET, Key=testing["Name"])["Body"].read().splitlines()
+    ]
+    assert len(lines) == 6
+    judged: dict[str, list[dict[str, Any]]] = {"red": [], "blue": []}
+    for line in lines:
+        evaluations = [
+            v
+            for k, v in line.items()
+            if k.startswith("rekognition-custom-labels-evaluation-") and k.endswith("-metadata")
+        ]
+        assert evaluations, line
+        for meta in evaluations:
+            assert meta["type"] == "groundtruth/image-classification" and 0 <= meta["confidence"] <= 1
+            judged[meta["class-name"]].append(meta["rekognition-custom-labels-evaluation-details"])
+    thresholds = {r["Label"]: r for r in summary["LabelEvaluationResults"]}
+    for label, details in judged.items():
+        # Each test image of the label is a true positive or a false negative, exactly once
+        assert sum(d["is-true-positive"] or d["is-false-negative"] for d in details) == 3
+        true_positives = sum(d["is-true-positive"] for d in details)
+        predicted = sum(d["is-true-positive"] or d["is-false-positive"] for d in details)
+        assert true_positives / 3 == pytest.approx(thresholds[label]["Metrics"]["Recall"], abs=1e-6)
+        if predicted:
+            assert true_positives / predicted == pytest.approx(
+                thresholds[label]["Metrics"]["Precision"], abs=1e-6
+            )
 
 
 def test_version_names_are_unique_and_listed_newest_first(rk: Any, s3: Any) -> None:

@@ -148,3 +148,24 @@ def test_controller_environment_includes_the_detection_queue(template: Template)
             },
         },
     )
+
+
+def test_state_machine_writes_the_usage_ledger(template: Template) -> None:
+    # Each recorded RUNNING and STOPPED also puts a USAGE# item (what `autopilot cost` reads)
+    body = definition_of(template)
+    assert "LedgerRunning" in body and "LedgerStopped" in body
+    assert "dynamodb:putItem" in body and "USAGE#" in body
+    template.has_resource_properties(
+        "AWS::IAM::Policy",
+        {
+            "PolicyDocument": {
+                "Statement": Match.array_with(
+                    [
+                        Match.object_like(
+                            {"Action": Match.array_with(["dynamodb:PutItem", "dynamodb:UpdateItem"])}
+                        )
+                    ]
+                )
+            }
+        },
+    )

@@ -33,6 +33,7 @@ def test_demo_runs_every_phase_and_reports_its_figures(tmp_path: Path) -> None:
         "auto-start",
         "detections",
         "idle stop",
+        "report",
     ):
         assert step in names
     summary = report.summary
@@ -45,6 +46,10 @@ def test_demo_runs_every_phase_and_reports_its_figures(tmp_path: Path) -> None:
     assert summary["function_errors"] == 0
     assert "Summary" in out.getvalue() and "-> OK" in out.getvalue()
     assert (tmp_path / "functions.log").stat().st_size > 0
+    # The run's report: its path printed, the demo's detections counted in its serving section
+    assert summary["report"] == str(tmp_path / "report.html") and summary["report"] in out.getvalue()
+    page = (tmp_path / "report.html").read_text(encoding="utf-8")
+    assert "<svg" in page and f"<b>{summary['held_out_detected']}</b>" in page
 
 
 def test_demo_reports_a_missing_part_instead_of_faking_it(

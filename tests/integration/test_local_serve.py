@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import threading
 import time
 from pathlib import Path
@@ -23,16 +24,19 @@ def test_serve_writes_an_env_file_that_clients_and_the_cli_use(
     # Given the local stack served in the background
     stop = threading.Event()
     out = io.StringIO()
-    thread = threading.Thread(
-        target=serve, args=(ServeOptions(state_dir=tmp_path, duration_s=120), out, stop), daemon=True
-    )
+    ready_file = tmp_path / "ready" / "stack.ready"
+    options = ServeOptions(state_dir=tmp_path, duration_s=120, ready_file=ready_file)
+    thread = threading.Thread(target=serve, args=(options, out, stop), daemon=True)
     thread.start()
     env_file = tmp_path / "local.env"
     deadline = time.monotonic() + 120
-    while not (env_file.exists() and "local stack up" in out.getvalue()) and time.monotonic() < deadline:
-        time.sleep(0.5)
+    while not ready_file.exists() and time.monotonic() < deadline:  # the readiness signal, no stdout parsing
+        time.sleep(0.2)
     try:
-        assert env_file.exists(), out.getvalue()
+        assert ready_file.exists(), out.getvalue()
+        ready = json.loads(ready_file.read_text(encoding="utf-8"))
+        assert ready["ready"] is True and Path(ready["env_file"]) == env_file.resolve()
+        assert env_file.exists()
         # When a client sources it (endpoints, credentials, names) and uploads through the endpoint
         # (monkeypatch records the previous values first, so nothing leaks into later tests)
         values = parse_env_file(env_file)
@@ -51,3 +55,4 @@ def test_serve_writes_an_env_file_that_clients_and_the_cli_use(
         stop.set()
         thread.join(timeout=60)
     assert "local stack stopped" in out.getvalue()
+    assert not ready_file.exists()  # removed on exit: a stale file never says ready

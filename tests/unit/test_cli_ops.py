@@ -39,6 +39,17 @@ COMMANDS = [
     ["local"],
     ["local", "run"],
     ["local", "serve"],
+    ["dataset"],
+    ["dataset", "import"],
+    ["dataset", "copy"],
+    ["dataset", "reset"],
+    ["dataset", "export"],
+    ["project", "delete"],
+    ["queues"],
+    ["redrive"],
+    ["cost"],
+    ["report"],
+    ["engine", "fault"],
 ]
 
 
@@ -310,3 +321,69 @@ def test_status_text_shows_label_figures_and_why_a_training_failed() -> None:
     assert "ERROR_INVALID_IMAGE: 7 lines" in text
     assert "training line 3: s3://b/x.png ERROR_INVALID_IMAGE The image is invalid." in text
     assert "last training: FAILED: training failed: too many invalid rows" in text
+
+
+# ---------------------------------------------------------------------------------------------
+# The AWS-only paths of the lifecycle commands, against botocore's Stubber (the local stack has no
+# SQS message move tasks and no service metrics).
+# ---------------------------------------------------------------------------------------------
+def _context_with(clients: dict[str, object]) -> object:
+    from autopilot.ops.context import Context
+
+    args = argparse.Namespace(json=True, timeout=5.0, interval=0.0, local=False, env_file=None)
+    context = Context(args)
+    context._clients.update(clients)
+    return context
+
+
+def test_redrive_on_aws_runs_a_message_move_task_to_its_end() -> None:
+    import boto3
+    from botocore.stub import Stubber
+
+    from autopilot.ops.queues import QueueInfo, _move_task
+
+    sqs = boto3.client("sqs", region_name="us-east-1")
+    dlq = QueueInfo(
+        "work-dlq",
+        "https://sqs.us-east-1.amazonaws.com/123456789012/work-dlq",
+        "arn:aws:sqs:us-east-1:123456789012:work-dlq",
+        "work",
+        None,
+    )
+    with Stubber(sqs) as stub:
+        stub.add_response("start_message_move_task", {"TaskHandle": "h1"}, {"SourceArn": dlq.arn})
+        running = {"TaskHandle": "h1", "Status": "RUNNING", "SourceArn": dlq.arn}
+        done = {**running, "Status": "COMPLETED", "ApproximateNumberOfMessagesMoved": 7}
+        params = {"SourceArn": dlq.arn, "MaxResults": 10}
+        stub.add_response("list_message_move_tasks", {"Results": [running]}, params)
+        stub.add_response("list_message_move_tasks", {"Results": [done]}, params)
+        assert _move_task(_context_with({"sqs": sqs}), dlq) == 7  # type: ignore[arg-type]
+        stub.assert_no_pending_responses()
+
+
+def test_cost_cross_check_sums_the_hourly_averages_of_in_service_inference_units() -> None:
+    from datetime import UTC, datetime
+
+    import boto3
+    from botocore.stub import ANY, Stubber
+
+    from autopilot.ops.cost import cloudwatch_iu_hours
+
+    cloudwatch = boto3.client("cloudwatch", region_name="us-east-1")
+    hour = datetime(2026, 11, 2, 10, tzinfo=UTC)
+    with Stubber(cloudwatch) as stub:
+        stub.add_response(
+            "get_metric_statistics",
+            {"Datapoints": [{"Timestamp": hour, "Average": 2.0}, {"Timestamp": hour, "Average": 0.5}]},
+            {
+                "Namespace": "AWS/Rekognition",
+                "MetricName": "InServiceInferenceUnits",
+                "Dimensions": [{"Name": "ProjectName", "Value": "p"}, {"Name": "VersionName", "Value": "v1"}],
+                "StartTime": ANY,
+                "EndTime": ANY,
+                "Period": 3600,
+                "Statistics": ["Average"],
+            },
+        )
+        context = _context_with({"cloudwatch": cloudwatch})
+        assert cloudwatch_iu_hours(context, "p", {"v1"}, 0.0, 3600.0) == 2.5  # type: ignore[arg-type]

@@ -15,6 +15,7 @@ from autopilot.engine.learning.classifier import ImageClassifier
 from autopilot.engine.learning.detector import Detection, WindowDetector, iou
 from autopilot.engine.learning.evaluation import LabelMetrics, average_precision, best_threshold, macro_f1
 from autopilot.engine.learning.features import describe
+from autopilot.engine.learning.snapshot import ImageEvaluation, Judged
 from autopilot.engine.manifests import Entry, split_s3_uri
 
 LOG = logging.getLogger("autopilot.engine.training")
@@ -84,6 +85,9 @@ class TrainingReport:
     # Detection: mean average precision and mean average recall over labels (IoU 0.5).
     average_precision: float | None = None
     average_recall: float | None = None
+    # Per test image (source-ref): predictions judged against the assumed thresholds, for the
+    # testing manifest snapshot.
+    evaluations: dict[str, ImageEvaluation] = field(default_factory=dict)
 
 
 Fetch = Callable[[str, str], bytes]
@@ -212,6 +216,21 @@ def _train_classifier(
     )
     report = TrainingReport(model, macro_f1(evaluated), metrics, len(train_images), len(test_images), skipped)
     top = proba.argmax(axis=1)
+    for row, (entry, rgb) in enumerate(test_images):
+        present = set(entry.labels)
+        judged = []
+        for column, label in enumerate(labels):
+            score = float(proba[row, column])
+            predicted = score >= metrics[column].threshold
+            if predicted or label in present:
+                outcome = "TP" if predicted and label in present else "FP" if predicted else "FN"
+                judged.append(Judged(label, score, outcome))
+        report.evaluations[entry.source_ref] = ImageEvaluation(
+            width=int(rgb.shape[1]),
+            height=int(rgb.shape[0]),
+            judged=sorted(judged, key=lambda j: -j.confidence),
+            top_label=labels[int(top[row])],
+        )
     for column, label in enumerate(labels):
         rows = y_test[:, column] > 0
         if not rows.any():
@@ -238,8 +257,10 @@ def _train_detector(
     per_label_hits: dict[str, list[bool]] = {label: [] for label in labels}
     per_label_truth: dict[str, int] = dict.fromkeys(labels, 0)
     per_label_images: dict[str, int] = dict.fromkeys(labels, 0)
+    found: list[list[Detection]] = []
     for entry, rgb in test_images:
         detections: list[Detection] = detector.detect(rgb, min_score=0.01)
+        found.append(detections)
         for label in labels:
             truth = [b.ratios() for b in entry.boxes if b.label == label]
             per_label_truth[label] += len(truth)
@@ -266,6 +287,9 @@ def _train_detector(
     evaluated = [m for m in metrics if m.test_images > 0]
     model = TrainedModel(DETECTION, labels, {m.label: m.threshold for m in metrics}, detector=detector)
     report = TrainingReport(model, macro_f1(evaluated), metrics, len(train_images), len(test_images), skipped)
+    thresholds = {m.label: m.threshold for m in metrics}
+    for (entry, rgb), detections in zip(test_images, found, strict=True):
+        report.evaluations[entry.source_ref] = _judge_boxes(entry, rgb, detections, thresholds)
     curves = [
         average_precision(
             np.array(per_label_scores[m.label]),
@@ -278,3 +302,28 @@ def _train_detector(
         report.average_precision = float(np.mean([ap for ap, _ in curves]))
         report.average_recall = float(np.mean([ar for _, ar in curves]))
     return report
+
+
+def _judge_boxes(
+    entry: Entry, rgb: np.ndarray, detections: list[Detection], thresholds: dict[str, float]
+) -> ImageEvaluation:
+    """Kept detections (at or above their label's threshold) matched greedily to the ground-truth
+    boxes at IoU >= 0.5: matched ones are true positives, the rest false positives; ground-truth
+    boxes left unmatched are false negatives."""
+    truth = [(b.label, b.ratios()) for b in entry.boxes]
+    matched = [False] * len(truth)
+    judged: list[Judged] = []
+    kept = sorted((d for d in detections if d.score >= thresholds.get(d.label, 1.0)), key=lambda d: -d.score)
+    for detection in kept:
+        best, best_iou = -1, 0.5
+        for i, (label, box) in enumerate(truth):
+            overlap = iou(detection.box, box)
+            if not matched[i] and label == detection.label and overlap >= best_iou:
+                best, best_iou = i, overlap
+        if best >= 0:
+            matched[best] = True
+        judged.append(Judged(detection.label, detection.score, "TP" if best >= 0 else "FP", detection.box))
+    judged += [
+        Judged(label, 0.0, "FN", box) for (label, box), hit in zip(truth, matched, strict=True) if not hit
+    ]
+    return ImageEvaluation(width=int(rgb.shape[1]), height=int(rgb.shape[0]), judged=judged)

@@ -39,6 +39,9 @@ def test_demo_runs_every_phase_and_reports_its_figures(tmp_path: Path) -> None:
     assert summary["dataset_entries"] == {"TRAIN": 60, "TEST": 20}
     assert summary["f1"] is not None and 0 <= summary["f1"] <= 1
     assert summary["held_out_detected"] == 10 and summary["held_out_accuracy"] is not None
+    # F1 names the set it was computed on; the split was shuffled with the default seed
+    assert summary["f1_computed_on"].startswith("TEST dataset (20 images")
+    assert "shuffled with seed 7" in summary["split"]
     assert sum(summary["messages_published"].values()) >= 10
     assert summary["inference_unit_hours"]["local_seconds"] > 0
     assert summary["function_errors"] == 0

@@ -15,7 +15,9 @@ median is reported. In each process:
            first invocation creates a Session and one client and makes one DynamoDB call.
 
 The ratios (handler / floor, both from the same run on the same machine) are what to compare
-between machines and runs; absolute times depend on the machine and its load.
+between machines and runs; absolute times depend on the machine and its load. With
+`--compare-sessions`, each handler is also measured with a boto3 Session per cached client (how
+`lambdas/common/aws.py` built them before it shared one), in the same run.
 """
 
 from __future__ import annotations
@@ -174,9 +176,43 @@ def _provision() -> dict[str, Any]:
     }
 
 
+PER_CLIENT_SESSION = "/session-per-client"
+
+
+def _session_per_client() -> None:
+    """The cached clients as they were built before the shared Session: a new Session for each."""
+    import functools
+
+    from lambdas.common import aws
+
+    @functools.cache
+    def client(service: str) -> Any:
+        return aws.boto3.session.Session().client(service, config=aws._CONFIG)  # type: ignore[call-overload]
+
+    aws.client = client  # type: ignore[assignment]
+
+
+CLIENT_SERVICES = ("dynamodb", "sqs", "sns", "s3", "rekognition", "stepfunctions", "events")
+
+
+def client_creation(mode: str) -> dict[str, float]:
+    """Seconds to create the clients the handlers use, from one Session or from a Session each."""
+    import boto3
+
+    began = time.perf_counter()
+    shared = boto3.session.Session()
+    for service in CLIENT_SERVICES:
+        session = shared if mode == "shared" else boto3.session.Session()
+        session.client(service)  # type: ignore[call-overload]
+    return {"seconds": time.perf_counter() - began}
+
+
 def child(target: str) -> dict[str, float]:
     """One cold process: import time, then first-invocation time, in seconds."""
     _environment()
+    if target.startswith("clients/"):
+        return client_creation(target.partition("/")[2])
+    target, _, variant = target.partition("/")
     module_name = TARGETS[target]
     began = time.perf_counter()
     if module_name is None:
@@ -187,6 +223,8 @@ def child(target: str) -> dict[str, float]:
 
         module = importlib.import_module(module_name)
     imported = time.perf_counter() - began
+    if variant:
+        _session_per_client()
 
     from moto import mock_aws
 
@@ -204,10 +242,15 @@ def child(target: str) -> dict[str, float]:
     return {"import_s": imported, "first_invocation_s": invoked}
 
 
-def measure(repeats: int) -> dict[str, Any]:
-    samples: dict[str, list[dict[str, float]]] = {name: [] for name in TARGETS}
+def measure(repeats: int, compare_sessions: bool = False) -> dict[str, Any]:
+    names = list(TARGETS)
+    if compare_sessions:
+        names += [name + PER_CLIENT_SESSION for name in TARGETS if TARGETS[name] is not None]
+    if compare_sessions:
+        names += ["clients/shared", "clients/per-client"]
+    samples: dict[str, list[dict[str, float]]] = {name: [] for name in names}
     for _ in range(repeats):
-        for name in TARGETS:  # interleaved, so load changes hit every target alike
+        for name in names:  # interleaved, so load changes hit every target alike
             output = subprocess.run(
                 [sys.executable, "-m", "bench.cold_start", "--child", name],
                 check=True,
@@ -216,12 +259,18 @@ def measure(repeats: int) -> dict[str, Any]:
                 cwd=Path(__file__).resolve().parent.parent,
             ).stdout
             samples[name].append(json.loads(output.strip().splitlines()[-1]))
+    clients = {
+        name.partition("/")[2]: round(statistics.median(s["seconds"] for s in runs), 3)
+        for name, runs in samples.items()
+        if name.startswith("clients/")
+    }
     medians = {
         name: {
             metric: statistics.median(s[metric] for s in runs)
             for metric in ("import_s", "first_invocation_s")
         }
         for name, runs in samples.items()
+        if not name.startswith("clients/")
     }
     floor = medians["floor"]
     handlers = {
@@ -243,6 +292,7 @@ def measure(repeats: int) -> dict[str, Any]:
         "repeats": repeats,
         "floor": {metric: round(value, 3) for metric, value in floor.items()},
         "handlers": handlers,
+        **({"client_creation_s": {"services": len(CLIENT_SERVICES), **clients}} if clients else {}),
     }
 
 
@@ -250,14 +300,17 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--out", type=Path, default=RESULTS)
-    parser.add_argument("--child", choices=sorted(TARGETS), help=argparse.SUPPRESS)
+    parser.add_argument("--compare-sessions", action="store_true", help="also with a Session per client")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
+        if args.child.partition("/")[0] not in (*TARGETS, "clients"):
+            parser.error(f"unknown target {args.child!r}")
         print(json.dumps(child(args.child)))
         return 0
     if args.repeats < 1:
         parser.error("--repeats must be at least 1")
-    report = measure(args.repeats)
+    report = measure(args.repeats, args.compare_sessions)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     floor = report["floor"]
@@ -271,6 +324,12 @@ def main(argv: list[str] | None = None) -> int:
             f"{name:12} {row['import_s']:9.3f} {row['import_vs_floor']:8.2f} "
             f"{row['first_invocation_s']:8.3f} {row['first_invocation_vs_floor']:8.2f} "
             f"{row['cold_total_vs_floor']:8.2f}"
+        )
+    if "client_creation_s" in report:
+        created = report["client_creation_s"]
+        print(
+            f"{created['services']} clients: one Session {created['shared']:.3f} s, "
+            f"a Session each {created['per-client']:.3f} s"
         )
     print(f"written to {args.out}")
     return 0

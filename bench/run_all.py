@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import sys
 
-from bench import ingestion_burst, serving_cost
+from bench import cold_start, ingestion_burst, serving_cost
 
 
 def main() -> int:
     status = 0
-    for benchmark in (serving_cost, ingestion_burst):
+    for benchmark in (serving_cost, ingestion_burst, cold_start):
         print(f"==> {benchmark.__name__}", flush=True)
         status |= benchmark.main([])
     return status

@@ -34,6 +34,12 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
     run.add_argument("--test-per-label", type=int, default=defaults.test_per_label)
     run.add_argument("--held-out-per-label", type=int, default=defaults.held_out_per_label)
     run.add_argument(
+        "--seed",
+        type=int,
+        default=defaults.seed,
+        help=f"shuffle of the digits before the split (default {defaults.seed})",
+    )
+    run.add_argument(
         "--idle-minutes", type=int, default=defaults.idle_minutes, help="idle minutes before the model stops"
     )
     run.add_argument(
@@ -79,6 +85,7 @@ def run_command(args: argparse.Namespace) -> int:
         train_per_label=args.train_per_label,
         test_per_label=args.test_per_label,
         held_out_per_label=args.held_out_per_label,
+        seed=args.seed,
         idle_minutes=args.idle_minutes,
         phase_timeout_s=args.phase_timeout,
         state_dir=args.state_dir,

@@ -7,6 +7,7 @@ upscaled to 64x64 (the Custom Labels minimum), dark ink on white, RGB.
 from __future__ import annotations
 
 import io
+import random
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -66,25 +67,33 @@ def demo_split(
     held_out_per_label: int = 3,
     labels: tuple[str, ...] = LABEL_NAMES,
     side: int = MIN_SIDE,
+    seed: int | None = None,
 ) -> DemoSplit:
-    """Deterministic split: the first images of each label go to train, then test, then held out."""
+    """Train, test and held-out images per label.
+
+    With a `seed`, each label's digits are shuffled (seeded, so the split is repeatable) before they
+    are cut, so the three sets are drawn alike from the whole collection. Without one, the first
+    digits of each label go to train, then test, then held out: scikit-learn's digits are ordered
+    by writer, so neighbouring sets then share writers and the held-out figures flatter the model.
+    """
     wanted = train_per_label + test_per_label + held_out_per_label
-    counts: dict[str, int] = {}
+    by_label: dict[str, list[tuple[int, np.ndarray]]] = {}
+    for index, name, pixels in iter_digits(labels):
+        by_label.setdefault(name, []).append((index, pixels))
+    rng = random.Random(seed) if seed is not None else None
     train: list[SampleImage] = []
     test: list[SampleImage] = []
     held_out: list[SampleImage] = []
-    for index, name, pixels in iter_digits(labels):
-        seen = counts.get(name, 0)
-        if seen >= wanted:
-            continue
-        counts[name] = seen + 1
-        image = SampleImage(index, name, render_digit(pixels, side))
-        if seen < train_per_label:
-            train.append(image)
-        elif seen < train_per_label + test_per_label:
-            test.append(image)
-        else:
-            held_out.append(image)
-        if len(counts) == len(labels) and all(count >= wanted for count in counts.values()):
-            break
-    return DemoSplit(train, test, held_out)
+    for name in labels:
+        digits = by_label.get(name, [])
+        if rng is not None:
+            rng.shuffle(digits)
+        for seen, (index, pixels) in enumerate(digits[:wanted]):
+            image = SampleImage(index, name, render_digit(pixels, side))
+            if seen < train_per_label:
+                train.append(image)
+            elif seen < train_per_label + test_per_label:
+                test.append(image)
+            else:
+                held_out.append(image)
+    return DemoSplit(*(sorted(part, key=lambda image: image.index) for part in (train, test, held_out)))

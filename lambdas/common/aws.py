@@ -1,13 +1,17 @@
-"""Lazily created, cached boto3 clients.
+"""Lazily created, cached boto3 clients from one shared Session.
 
 Clients are built on first use (never at import time, so tests can start moto or point
-AWS_ENDPOINT_URL_* at the local engine first) and reused across warm invocations. Every
-integration class takes an optional client so tests can inject their own.
+AWS_ENDPOINT_URL_* at the local engine first) and reused across warm invocations. They all come
+from one boto3 Session per process, so the credential chain, the endpoint data and the service
+models are resolved once, not once per client (a Session per client repeats that work and
+lengthens every cold start). Every integration class takes an optional client so tests can inject
+their own.
 """
 
 from __future__ import annotations
 
 import functools
+import threading
 from typing import Any
 
 import boto3
@@ -15,13 +19,22 @@ from botocore.config import Config
 
 # Standard retry mode: exponential backoff with jitter on throttling and 5xx, 5 attempts.
 _CONFIG = Config(retries={"max_attempts": 5, "mode": "standard"}, user_agent_extra="custom-labels-autopilot")
+# Creating clients from one Session is not thread-safe; clients themselves are.
+_LOCK = threading.Lock()
+
+
+@functools.cache
+def session() -> boto3.session.Session:
+    return boto3.session.Session()
 
 
 @functools.cache
 def client(service: str) -> Any:
-    return boto3.session.Session().client(service, config=_CONFIG)  # type: ignore[call-overload]
+    with _LOCK:
+        return session().client(service, config=_CONFIG)  # type: ignore[call-overload]
 
 
 def reset_clients() -> None:
-    """Forgets cached clients (tests that switch endpoints or moto contexts call this)."""
+    """Forgets cached clients and the Session (tests that switch endpoints or moto contexts call this)."""
     client.cache_clear()
+    session.cache_clear()

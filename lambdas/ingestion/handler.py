@@ -39,6 +39,7 @@ from lambdas.common.constants import (
     ENV_LIFECYCLE_TOPIC,
     ENV_SETTINGS_PARAMETER,
     ENV_STATE_TABLE,
+    IMAGE_SUFFIXES,
     METRIC_INGESTION_STALLED,
 )
 from lambdas.common.events import LifecyclePublisher
@@ -184,6 +185,29 @@ def _s3_objects(body: dict[str, Any]) -> list[dict[str, Any]]:
     return objects
 
 
+def _batch_images(event: dict[str, Any], bucket: str) -> list[tuple[str, str, str | None]]:
+    """The uploaded images (bucket, key, version) a batch names, for reading their headers ahead."""
+    images = []
+    for record in event.get("Records") or []:
+        try:
+            body = json.loads(record.get("body") or "")
+        except (TypeError, ValueError):
+            continue  # the record handler reports it
+        try:
+            s3_objects = _s3_objects(body) if isinstance(body, dict) else []
+        except (KeyError, TypeError, ValueError, AttributeError):
+            continue  # a malformed notification: the record handler reports it
+        for s3_object in s3_objects:
+            key = s3_object["key"]
+            if (
+                s3_object["bucket"] == bucket
+                and key.lower().endswith(IMAGE_SUFFIXES)
+                and not is_manifest_key(key)
+            ):
+                images.append((s3_object["bucket"], key, s3_object["version_id"]))
+    return images
+
+
 def _handle_record(
     record: SQSRecord, runtime: Runtime, outcome: BatchOutcome, context: LambdaContext
 ) -> None:
@@ -245,6 +269,7 @@ def handle(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     runtime = _runtime(IngestionEnvironment.from_environ())
     runtime.idempotency.register_lambda_context(context)
     outcome = BatchOutcome()
+    runtime.source.prefetch_image_infos(_batch_images(event, runtime.env.bucket))
     response = process_partial_response(
         event=event,
         record_handler=lambda record: _handle_record(record, runtime, outcome, context),

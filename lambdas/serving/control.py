@@ -23,7 +23,7 @@ from lambdas.common.constants import (
 )
 from lambdas.common.events import LifecyclePublisher
 from lambdas.common.settings import ProjectSettings
-from lambdas.serving import policy
+from lambdas.serving import idle, policy
 from lambdas.serving.gateways import QueueBacklog, RekognitionModels, ServingTarget, TransitionStarter
 from lambdas.serving.state import ServingStore
 from lambdas.serving.windows import in_window
@@ -105,14 +105,21 @@ def control_project(
         queue_backlog=deps.queue.backlog(),
         in_window=in_window(settings.serving_windows, datetime.fromtimestamp(now, UTC)),
     )
+    threshold = learn_idle_threshold(project, state, settings, now, deps.store, controller_rate_minutes)
     rules = policy.Policy(
         idle_minutes=settings.idle_minutes,
         start_retry_limit=settings.start_retry_limit,
         pending_ttl_seconds=policy.pending_ttl_seconds(settings.model_poll_seconds, controller_rate_minutes),
+        idle_seconds=threshold.seconds,
     )
     decision = policy.decide(state, observation, rules)
     outcome = Outcome(project, decision.desired, decision.action, decision.reason, status)
-    outcome.extra = {"queue_backlog": observation.queue_backlog, "in_window": observation.in_window}
+    outcome.extra = {
+        "queue_backlog": observation.queue_backlog,
+        "in_window": observation.in_window,
+        "idle_threshold_seconds": threshold.seconds,
+        "idle_threshold": threshold.reason,
+    }
 
     if scheduled_tick and status == policy.Status.RUNNING:
         outcome.running_minutes = float(controller_rate_minutes)
@@ -140,6 +147,12 @@ def control_project(
         raise
     deps.store.attach_execution(project, execution_arn)
     outcome.execution_arn = execution_arn
+    # A stop says which idle threshold it applied and why (adaptive, or idle_minutes as fallback).
+    stop_detail = (
+        {"idle_threshold_seconds": threshold.seconds, "idle_threshold": threshold.reason}
+        if transition == TRANSITION_STOP
+        else {}
+    )
     deps.publisher.publish(
         EVENT_MODEL_STARTING if transition == TRANSITION_START else EVENT_MODEL_STOPPING,
         project,
@@ -149,5 +162,28 @@ def control_project(
         execution_arn=execution_arn,
         min_inference_units=settings.min_inference_units,
         max_inference_units=settings.max_inference_units,
+        **stop_detail,
     )
     return outcome
+
+
+def learn_idle_threshold(
+    project: str,
+    state: policy.ServingState,
+    settings: ProjectSettings,
+    now: float,
+    store: ServingStore,
+    controller_rate_minutes: int,
+) -> idle.IdleThreshold:
+    """Feeds this pass's observations into the idle history (saved if changed); picks the threshold."""
+    demands = [t for t in (state.last_detection_at, state.deferred_at) if t is not None]
+    history = idle.update(
+        state.idle,
+        latest_demand=max(demands) if demands else None,
+        finished=state.finished,
+        now=now,
+        tick_seconds=controller_rate_minutes * 60,
+    )
+    if history != state.idle:
+        store.save_history(project, history, state.idle.revision)
+    return idle.choose_threshold(history, settings.idle_minutes, controller_rate_minutes * 60)

@@ -8,10 +8,11 @@ Desired state: RUNNING if any of
   * a manual override says so (a "stop" override wins over everything else while it lasts);
   * work waits: detection deferred an image for this project after the last detection, the
     deferral is recent (deferred messages come back and refresh it) and the queue is not empty;
-  * the last detection was less than `idle_minutes` ago;
+  * the last detection was less than the idle threshold ago (idle.choose_threshold: learned from
+    the project's idle gaps, at most `idle_minutes`, and `idle_minutes` while the history is short);
   * the clock is inside a serving window;
 otherwise STOPPED. The controller ticks every `controller_rate_minutes`, so an idle model is
-stopped at the first tick at or after last detection + idle_minutes.
+stopped at the first tick at or after last detection + the idle threshold.
 
 Actions never overlap a transition: nothing is started or stopped while one is recorded on the
 SERVING item (until it expires) or while the model reports STARTING or STOPPING. A start that
@@ -21,8 +22,10 @@ reset when the model is seen RUNNING or nothing wants it any more.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
+
+from lambdas.serving.idle import FinishedTransition, IdleHistory
 
 
 class Status(StrEnum):
@@ -71,6 +74,8 @@ class ServingState:
     transition: str | None = None
     transition_expires_at: float | None = None
     start_attempts: int = 0
+    idle: IdleHistory = field(default_factory=IdleHistory)
+    finished: FinishedTransition | None = None  # the last transition requested, for its duration
 
     def transition_active(self, now: float) -> bool:
         return self.transition is not None and (
@@ -91,6 +96,11 @@ class Policy:
     idle_minutes: int
     start_retry_limit: int
     pending_ttl_seconds: float  # how long a deferral marker counts as waiting work
+    idle_seconds: float | None = None  # the idle threshold in force; None: idle_minutes
+
+    @property
+    def idle_threshold_seconds(self) -> float:
+        return self.idle_minutes * 60.0 if self.idle_seconds is None else self.idle_seconds
 
 
 @dataclass(frozen=True)
@@ -116,11 +126,12 @@ def desired_state(state: ServingState, observation: Observation, policy: Policy)
         return state.override.state, f"manual override until {state.override.until:.0f}"
     if work_waiting(state, observation, policy):
         return Desired.RUNNING, "images wait in the detection queue"
-    if state.last_detection_at is not None and now - state.last_detection_at < policy.idle_minutes * 60:
-        return Desired.RUNNING, f"last detection less than {policy.idle_minutes} min ago"
+    idle = policy.idle_threshold_seconds
+    if state.last_detection_at is not None and now - state.last_detection_at < idle:
+        return Desired.RUNNING, f"last detection less than {idle:.0f} s ago (idle threshold)"
     if observation.in_window:
         return Desired.RUNNING, "inside a serving window"
-    return Desired.STOPPED, "no work, idle timeout passed, outside serving windows"
+    return Desired.STOPPED, f"no work for {idle:.0f} s (idle threshold), outside serving windows"
 
 
 def decide(state: ServingState, observation: Observation, policy: Policy) -> Decision:

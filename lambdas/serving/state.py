@@ -8,7 +8,13 @@ Attributes (times are epoch seconds, numbers)::
     transition             START | STOP while the model control state machine runs,
                            with transition_started_at, transition_expires_at, execution_arn
     start_attempts         starts made since the model was last seen RUNNING or last unwanted
-    model_status           last status the controller or the state machine saw
+    model_status           last status the controller or the state machine saw, with
+                           status_changed_at (ISO time, written by the state machine)
+    last_transition        START | STOP: the kind of the last transition requested (kept after
+                           the lock is released, so its duration can be measured)
+    idle_gaps, start_seconds, stop_seconds, demand_at, demand_quiet, measured_transition_at,
+    idle_revision          the idle history the adaptive idle threshold learns from (idle.py);
+                           written with a condition on idle_revision
 
 The lock on `transition` is a conditional write, so two controller invocations (a tick and an
 on-demand request) can never both start or stop the model; the state machine removes it when it
@@ -17,6 +23,7 @@ ends, and it expires on its own if an execution dies without cleaning up.
 
 from __future__ import annotations
 
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -24,6 +31,7 @@ from botocore.exceptions import ClientError
 
 from lambdas.common import aws
 from lambdas.common.constants import ITEM_SERVING, PROJECT_PK_PREFIX, STATE_PK, STATE_SK
+from lambdas.serving.idle import FinishedTransition, IdleHistory
 from lambdas.serving.policy import Desired, Override, ServingState
 
 
@@ -41,6 +49,49 @@ def _read_number(item: dict[str, Any], name: str) -> float | None:
     return float(raw) if raw is not None else None
 
 
+def _read_numbers(item: dict[str, Any], name: str) -> tuple[float, ...]:
+    return tuple(float(value["N"]) for value in item.get(name, {}).get("L", []) if "N" in value)
+
+
+def _numbers(values: tuple[float, ...]) -> dict[str, Any]:
+    return {"L": [_number(value) for value in values]}
+
+
+def _read_time(item: dict[str, Any], name: str) -> float | None:
+    raw = item.get(name, {}).get("S")
+    if not raw:
+        return None
+    try:
+        return datetime.fromisoformat(raw.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+def history_from_item(item: dict[str, Any]) -> IdleHistory:
+    return IdleHistory(
+        gaps=_read_numbers(item, "idle_gaps"),
+        start_seconds=_read_numbers(item, "start_seconds"),
+        stop_seconds=_read_numbers(item, "stop_seconds"),
+        demand_at=_read_number(item, "demand_at"),
+        quiet=bool(item.get("demand_quiet", {}).get("BOOL", False)),
+        measured_transition_at=_read_number(item, "measured_transition_at"),
+        revision=int(_read_number(item, "idle_revision") or 0),
+    )
+
+
+def finished_from_item(item: dict[str, Any]) -> FinishedTransition | None:
+    kind = item.get("last_transition", {}).get("S")
+    started_at = _read_number(item, "transition_started_at")
+    if kind is None or started_at is None or "transition" in item:
+        return None  # nothing requested yet, or still in progress
+    return FinishedTransition(
+        kind=kind,
+        started_at=started_at,
+        ended_at=_read_time(item, "status_changed_at"),
+        status=item.get("model_status", {}).get("S"),
+    )
+
+
 def state_from_item(item: dict[str, Any]) -> ServingState:
     override = None
     override_state = item.get("override_state", {}).get("S")
@@ -54,6 +105,8 @@ def state_from_item(item: dict[str, Any]) -> ServingState:
         transition=item.get("transition", {}).get("S"),
         transition_expires_at=_read_number(item, "transition_expires_at"),
         start_attempts=int(_read_number(item, "start_attempts") or 0),
+        idle=history_from_item(item),
+        finished=finished_from_item(item),
     )
 
 
@@ -122,7 +175,7 @@ class ServingStore:
                 Key=serving_key(project),
                 UpdateExpression=(
                     "SET transition = :t, transition_started_at = :now, transition_expires_at = :exp, "
-                    "start_attempts = :attempts"
+                    "start_attempts = :attempts, last_transition = :t"
                 ),
                 ConditionExpression="attribute_not_exists(transition) OR transition_expires_at < :now",
                 ExpressionAttributeValues={
@@ -164,3 +217,42 @@ class ServingStore:
             UpdateExpression=expression,
             ExpressionAttributeValues=values,
         )
+
+    def save_history(self, project: str, history: IdleHistory, previous_revision: int) -> bool:
+        """Writes the idle history unless another pass wrote it since it was read (then keeps theirs)."""
+        values: dict[str, Any] = {
+            ":gaps": _numbers(history.gaps),
+            ":starts": _numbers(history.start_seconds),
+            ":stops": _numbers(history.stop_seconds),
+            ":quiet": {"BOOL": history.quiet},
+            ":rev": _number(previous_revision),
+            ":next": _number(previous_revision + 1),
+        }
+        sets = [
+            "idle_gaps = :gaps",
+            "start_seconds = :starts",
+            "stop_seconds = :stops",
+            "demand_quiet = :quiet",
+            "idle_revision = :next",
+        ]
+        for attribute, value in (
+            ("demand_at", history.demand_at),
+            ("measured_transition_at", history.measured_transition_at),
+        ):
+            if value is not None:
+                sets.append(f"{attribute} = :{attribute}")
+                values[f":{attribute}"] = _number(value)
+        condition = "attribute_not_exists(idle_revision) OR idle_revision = :rev"
+        try:
+            self.client.update_item(
+                TableName=self._table,
+                Key=serving_key(project),
+                UpdateExpression="SET " + ", ".join(sets),
+                ConditionExpression=condition,
+                ExpressionAttributeValues=values,
+            )
+        except ClientError as error:
+            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True

@@ -41,6 +41,9 @@ def test_demo_runs_every_phase_and_reports_its_figures(tmp_path: Path) -> None:
     assert summary["f1"] is not None and 0 <= summary["f1"] <= 1
     assert len(summary["label_f1"]) == 10 and all(0 <= f1 <= 1 for f1 in summary["label_f1"].values())
     assert summary["held_out_detected"] == 10 and summary["held_out_accuracy"] is not None
+    # F1 names the set it was computed on; the split was shuffled with the default seed
+    assert summary["f1_computed_on"].startswith("TEST dataset (20 images")
+    assert "shuffled with seed 7" in summary["split"]
     assert sum(summary["messages_published"].values()) >= 10
     assert summary["inference_unit_hours"]["local_seconds"] > 0
     assert summary["function_errors"] == 0

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pytest
@@ -10,6 +10,7 @@ import pytest
 from lambdas.common.settings import ProjectSettings, ServingWindow
 from lambdas.serving.control import ControllerDeps, control_project, execution_name, transition_input
 from lambdas.serving.gateways import ServingTarget
+from lambdas.serving.idle import IdleHistory
 from lambdas.serving.policy import Desired, Override, ServingState
 
 NOW = 1_795_428_000.0  # Monday 10:00 UTC
@@ -44,6 +45,10 @@ class FakeStore:
 
     def record_status(self, project: str, status: str, reset_attempts: bool) -> None:
         self.calls.append(("status", (status, reset_attempts)))
+
+    def save_history(self, project: str, history: IdleHistory, previous_revision: int) -> bool:
+        self.state = replace(self.state, idle=replace(history, revision=previous_revision + 1))
+        return True
 
 
 @dataclass
@@ -177,3 +182,45 @@ def test_transition_input_without_auto_scaling_and_execution_names() -> None:
     name = execution_name("my.project", "START", NOW)
     assert name.startswith("my-project-start-1795428000-")
     assert len(name) <= 80
+
+
+def test_stop_event_names_the_adaptive_threshold_and_why() -> None:
+    # Given a history of two-hour idle gaps and a measured 600 s start and 60 s stop
+    history = IdleHistory(gaps=(7200.0,) * 10, start_seconds=(600.0,), stop_seconds=(60.0,))
+    store = FakeStore(ServingState(last_detection_at=NOW - 90, idle=history))
+    wiring = deps(store, "RUNNING")
+    # When the controller runs 90 s after the last detection (idle_minutes is 15)
+    outcome = control_project("digits", SETTINGS, now=NOW, deps=wiring, controller_rate_minutes=1)
+    # Then it stops the model, and the stop event says which threshold applied and why
+    assert outcome.action == "STOP"
+    [(event_type, _, detail)] = wiring.publisher.events  # type: ignore[attr-defined]
+    assert event_type == "model.stopping"
+    assert detail["idle_threshold_seconds"] == 60.0
+    assert detail["idle_threshold"].startswith("adaptive")
+
+
+def test_short_history_keeps_idle_minutes_and_the_stop_event_says_so() -> None:
+    store = FakeStore(ServingState(last_detection_at=NOW - 90))
+    assert (
+        control_project(
+            "digits", SETTINGS, now=NOW, deps=deps(store, "RUNNING"), controller_rate_minutes=1
+        ).action
+        == "NONE"
+    )
+    store = FakeStore(ServingState(last_detection_at=NOW - 15 * 60))
+    wiring = deps(store, "RUNNING")
+    control_project("digits", SETTINGS, now=NOW, deps=wiring, controller_rate_minutes=1)
+    [(_, _, detail)] = wiring.publisher.events  # type: ignore[attr-defined]
+    assert detail["idle_threshold_seconds"] == 900.0
+    assert "history too short" in detail["idle_threshold"]
+
+
+def test_a_pass_feeds_its_observations_into_the_idle_history() -> None:
+    # Given the last demand was seen at NOW - 3600 and a later pass saw quiet
+    store = FakeStore(ServingState(deferred_at=NOW - 5, idle=IdleHistory(demand_at=NOW - 3600, quiet=True)))
+    control_project(
+        "digits", SETTINGS, now=NOW, deps=deps(store, "STOPPED", depth=4), controller_rate_minutes=1
+    )
+    # Then the deferral closed a gap of 3595 s, and the history was saved
+    assert store.state.idle.gaps == (3595.0,)
+    assert store.state.idle.revision == 1

@@ -6,8 +6,9 @@ from typing import Any
 
 import pytest
 
+from lambdas.serving.idle import FinishedTransition, IdleHistory
 from lambdas.serving.policy import Desired
-from lambdas.serving.state import ServingStore
+from lambdas.serving.state import ServingStore, serving_key
 from tests.unit.conftest import STATE_TABLE
 
 
@@ -65,3 +66,41 @@ def test_record_status_resets_attempts(store: ServingStore) -> None:
     store.acquire_transition("digits", "START", now=1, expires_at=2, attempts=3)
     store.record_status("digits", "RUNNING", reset_attempts=True)
     assert store.load("digits").start_attempts == 0
+
+
+def test_idle_history_round_trips_and_concurrent_writes_keep_the_first(store: ServingStore) -> None:
+    # Given a pass saves a history learned from an empty item
+    history = IdleHistory(
+        gaps=(900.0, 61.5), start_seconds=(600.0,), stop_seconds=(60.0,), demand_at=1000.0, quiet=True
+    )
+    assert store.save_history("digits", history, previous_revision=0)
+    loaded = store.load("digits").idle
+    assert (loaded.gaps, loaded.start_seconds, loaded.stop_seconds) == ((900.0, 61.5), (600.0,), (60.0,))
+    assert (loaded.demand_at, loaded.quiet, loaded.revision) == (1000.0, True, 1)
+    # When a second pass that read the same revision saves, it is refused
+    assert not store.save_history("digits", IdleHistory(gaps=(5.0,)), previous_revision=0)
+    # Then the first history stays
+    assert store.load("digits").idle.gaps == (900.0, 61.5)
+
+
+def test_finished_transition_is_read_after_the_lock_is_released(
+    store: ServingStore, state_table: Any
+) -> None:
+    # Given the controller requested a start at t=1,795,428,000 (2026-11-23T10:00:00Z)
+    assert store.acquire_transition(
+        "digits", "START", now=1_795_428_000, expires_at=1_795_431_900, attempts=1
+    )
+    assert store.load("digits").finished is None  # still in progress
+    # When the state machine records RUNNING ten minutes later and releases the lock
+    state_table.update_item(
+        TableName=STATE_TABLE,
+        Key=serving_key("digits"),
+        UpdateExpression=(
+            "SET model_status = :s, status_changed_at = :t REMOVE transition, transition_expires_at"
+        ),
+        ExpressionAttributeValues={":s": {"S": "RUNNING"}, ":t": {"S": "2026-11-23T10:10:00.250Z"}},
+    )
+    # Then the finished transition carries both ends
+    assert store.load("digits").finished == FinishedTransition(
+        "START", 1_795_428_000.0, 1_795_428_600.25, "RUNNING"
+    )

@@ -176,18 +176,27 @@ def label_table(new: dict[str, LabelScore], production: dict[str, LabelScore] | 
     return rows
 
 
+EVALUATION_ATTRIBUTE_PREFIX = "rekognition-custom-labels-evaluation"
+
+
 def evaluation_set_digest(lines: Iterable[str]) -> tuple[str, int]:
     """(digest, line count) of a tested manifest: the images and their labels, in any order.
 
-    Metadata (dates, job names, confidences) and validation errors are left out, so two trainings
-    on the same TEST dataset snapshot give the same digest.
+    Metadata (dates, job names, confidences), validation errors and the model's own judged
+    predictions (the `rekognition-custom-labels-evaluation*` attributes of the testing manifest
+    snapshot, Developer Guide "Evaluation manifest snapshot") are left out, so two trainings on the
+    same TEST dataset snapshot give the same digest.
     """
     canonical = []
     for line in lines:
         line = line.strip()
         if not line:
             continue
-        entry = json.loads(line)
+        entry = {
+            key: value
+            for key, value in json.loads(line).items()
+            if not key.startswith(EVALUATION_ATTRIBUTE_PREFIX)
+        }
         kept = {
             key: value for key, value in entry.items() if key != "errors" and not key.endswith("-metadata")
         }

@@ -22,6 +22,8 @@ from lambdas.common.constants import (
     EVENT_GUARD_STOPPED,
     EVENT_GUARD_UNMANAGED_RUNNING,
     ITEM_SERVING,
+    OUTPUT_SETTINGS_PARAMETER,
+    OUTPUT_STATE_TABLE,
 )
 from lambdas.common.production import ProductionRecord
 from lambdas.common.settings import AppSettings, GuardSettings, ProjectSettings
@@ -59,7 +61,7 @@ def runtime(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Lo
         local.pause_schedules("Serving")
         local.pause_schedules("Training")
         local.pause_schedules("Guard")
-        parameter = local.physical(local.find("AWS::SSM::Parameter", "StorageSettings")[0])
+        parameter = local.output(OUTPUT_SETTINGS_PARAMETER)
         local.client("ssm").put_parameter(
             Name=parameter, Value=_settings().to_json(), Type="String", Overwrite=True
         )
@@ -100,7 +102,7 @@ def test_guard_reports_and_stops_unmanaged_models_enforces_budgets_and_leaves_ma
     local, engine = runtime
     rk = engine.client()
     boto3.client("s3", region_name="us-east-1").create_bucket(Bucket=BUCKET)
-    table = local.physical(local.find("AWS::DynamoDB::GlobalTable", "StorageState")[0])
+    table = local.output(OUTPUT_STATE_TABLE)
     dynamodb = local.client("dynamodb")
 
     # Given a configured project whose production version serves (a start override holds it) and

@@ -272,3 +272,21 @@ def test_a_failed_training_is_explained_from_s3_and_a_missing_file_is_named_not_
     assert missing.startswith("s3://bucket-b/out/gone.json: ") and "NoSuchKey" in missing
     # a version without validation results explains nothing
     assert explain_training_failure({"Status": "TRAINING_FAILED"}, TrainingOutputs(object())).empty
+
+
+def test_the_evaluation_set_digest_ignores_each_model_s_judged_predictions() -> None:
+    # Given the same TEST lines in two testing snapshots, judged differently by two versions
+    def judged(ref: str, label: str, predicted: str, confidence: float) -> str:
+        line = json.loads(_line(ref, label, "2026-01-01"))
+        line["rekognition-custom-labels-evaluation-0"] = 1
+        line["rekognition-custom-labels-evaluation-0-metadata"] = {
+            "class-name": predicted,
+            "confidence": confidence,
+            "rekognition-custom-labels-evaluation-details": {"is-true-positive": label == predicted},
+        }
+        return json.dumps(line)
+
+    first = [judged("s3://b/1.png", "cat", "cat", 0.9), judged("s3://b/2.png", "dog", "dog", 0.8)]
+    second = [judged("s3://b/1.png", "cat", "dog", 0.6), judged("s3://b/2.png", "dog", "dog", 0.7)]
+    # Then they are the same TEST set
+    assert evaluation_set_digest(first) == evaluation_set_digest(second)

@@ -14,7 +14,13 @@ from lambdas.ingestion.datasets import DatasetGateway
 from lambdas.ingestion.lines import Line
 from lambdas.ingestion.service import Flusher
 from lambdas.ingestion.staging import StagedBatch
-from tests.engine.conftest import BUCKET, make_project_with_datasets, train_version, wait_dataset, wait_version
+from tests.engine.conftest import (
+    BUCKET,
+    make_project_with_datasets,
+    train_version,
+    wait_dataset,
+    wait_version,
+)
 from tests.engine.imaging import classification_line, colour_image
 
 FIVE_MB = 5_242_880

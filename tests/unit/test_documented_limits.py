@@ -74,9 +74,7 @@ class RecordingSqs:
 def test_an_image_waits_up_to_6_hours(waited: float) -> None:
     sqs = RecordingSqs()
     info = DeferralInfo(count=3, first_at=1_000_000.0)
-    Requeuer("https://queue", sqs_client=sqs).requeue(
-        "{}", info, now=1_000_000.0 + waited, delay_seconds=60
-    )
+    Requeuer("https://queue", sqs_client=sqs).requeue("{}", info, now=1_000_000.0 + waited, delay_seconds=60)
     [sent] = sqs.sent
     assert sent["DelaySeconds"] == 60
     assert sent["MessageAttributes"]["autopilot_deferrals"]["StringValue"] == "4"

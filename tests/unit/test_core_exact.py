@@ -575,3 +575,47 @@ def test_retention_keeps_exactly_the_newest_retain_versions() -> None:
     plan = retention.plan(versions, retain=2, protected_arns=[None])
     assert [v.name for v in plan.keep] == ["v4", "v3"]
     assert [v.name for v in plan.delete] == ["v2", "v1", "v0"]
+
+
+# --- edges found by the mutation run --------------------------------------------------------------
+@pytest.fixture(autouse=True)
+def _fresh_cron_cache() -> None:
+    """parse_cron is memoized: every test parses afresh, so no result carries over between tests."""
+    parse_cron.cache_clear()
+
+
+def test_gate_tolerance_edges() -> None:
+    # F1 exactly one tolerance below the floor still meets it; likewise for production + margin
+    assert gate.evaluate(0.5 - 1e-9, production=None, f1_floor=0.5, margin=0.0).promote
+    required = 0.8 + 0.05
+    assert gate.evaluate(required - 1e-9, production=production(0.8), f1_floor=0.5, margin=0.05).promote
+
+
+def test_a_deferral_at_the_time_of_the_last_detection_is_no_waiting_work() -> None:
+    rules = Policy(idle_minutes=1, start_retry_limit=2, pending_ttl_seconds=3600)
+    state = ServingState(deferred_at=NOW - 120, last_detection_at=NOW - 120)
+    assert policy.decide(state, observe("STOPPED", backlog=3), rules).desired is Desired.STOPPED
+    later = ServingState(deferred_at=NOW - 119, last_detection_at=NOW - 120)
+    assert policy.decide(later, observe("STOPPED", backlog=3), rules).action is Action.START
+
+
+def test_more_cron_edges() -> None:
+    every = parse_cron("* * * * * *")
+    assert (every.minutes, every.hours) == (tuple(range(60)), tuple(range(24)))
+    assert (every.days_of_month, every.months, every.days_of_week, every.years) == (None, None, None, None)
+    assert parse_cron("*/1 8-8 ? * * *").minutes == tuple(range(60))
+    assert parse_cron("*/1 8-8 ? * * *").hours == (8,)
+    assert parse_cron("0 8 ? * 2/2 *").days_of_week == frozenset({2, 4, 6})
+    for expression, message in (
+        (
+            "0 8 1AW * ? *",
+            "serving window cron '0 8 1AW * ? *', day-of-month field '1AW': '1AW' is not a number",
+        ),
+        (
+            "0 1-2-3 ? * * *",
+            "serving window cron '0 1-2-3 ? * * *', hours field '1-2-3': '2-3' is not a number",
+        ),
+    ):
+        with pytest.raises(CronError) as info:
+            parse_cron(expression)
+        assert str(info.value) == message

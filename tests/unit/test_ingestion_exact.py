@@ -161,12 +161,13 @@ def test_read_manifest_reports_bad_lines_by_number_and_keeps_the_rest() -> None:
         }
     )
     content = read_manifest(
-        ["\ufeff" + good, b"\xff\xfe", "", "  ", "[1]", good.encode()], BUCKET, first_line=10
+        ["\ufeff" + good, b"\xff\xfe", "", "  ", "[1]", good.encode(), "X"], BUCKET, first_line=10
     )
     assert [entry.source_ref for entry in content.entries] == [f"s3://{BUCKET}/a.png"] * 2
     assert content.rejections == [
         LineRejection(11, "not UTF-8 text; save the manifest as UTF-8"),
         LineRejection(14, "a manifest line must be one JSON object; fix the line"),
+        LineRejection(16, "not valid JSON (Expecting value at column 1); fix the line"),
     ]
     assert content.blank_lines == 2
     assert len(content.lines) == 1
@@ -539,3 +540,45 @@ def test_too_many_labels_and_too_long_lines() -> None:
 def test_attributes_without_metadata_are_carried_but_not_labels() -> None:
     entry = parse_manifest_line('{"source-ref": "s3://data/a.png", "note": "é"}', BUCKET)
     assert (entry.labels, entry.boxes, entry.line) == ((), 0, '{"source-ref":"s3://data/a.png","note":"é"}')
+
+
+def test_header_edges() -> None:
+    assert read_image_header(png_header(640, 480)[:24]) == ImageInfo("PNG", 640, 480)
+    assert read_image_header(png_header(2**31, 2**32 - 1)) == ImageInfo("PNG", 2**31, 2**32 - 1)
+    assert read_image_header(jpeg(sof(40000, 50000))) == ImageInfo("JPEG", 40000, 50000)
+    with pytest.raises(NeedMoreBytes) as info:
+        read_image_header(jpeg(b"\xff\xe1\x80\x00"))
+    assert info.value.needed == 4 + 0x8000 + 2
+
+
+def test_size_in_the_message_is_in_mib() -> None:
+    with pytest.raises(Rejected, match=r"^the image is 100\.0 MB;"):
+        check_image(ImageInfo("PNG", 100, 100), 100 * 1024 * 1024)
+
+
+def classification(attribute: str, name: str) -> dict[str, Any]:
+    return {
+        attribute: 1,
+        f"{attribute}-metadata": {"type": "groundtruth/image-classification", "class-name": name},
+    }
+
+
+def test_manifest_attribute_edges() -> None:
+    # An attribute without metadata does not end the scan of the line
+    line = {"source-ref": "s3://data/a.png", "note": "n", **classification("c", "cat")}
+    assert parse_manifest_line(json.dumps(line), BUCKET).labels == ("cat",)
+    # "source-ref" is never read as a label attribute, even next to a "source-ref-metadata"
+    odd = {
+        "source-ref": "s3://data/a.png",
+        "source-ref-metadata": {"type": "groundtruth/image-classification"},
+    }
+    assert parse_manifest_line(json.dumps(odd), BUCKET).labels == ()
+    # Boxes of two object-detection attributes add up
+    two = boxes_line()
+    two["bb2"], two["bb2-metadata"] = two["bb"], two["bb-metadata"]
+    assert parse_manifest_line(json.dumps(two), BUCKET).boxes == 2
+    # A one-pixel-wide image is a valid size
+    narrow = boxes_line()
+    narrow["bb"]["image_size"][0]["width"] = 1
+    narrow["bb"]["annotations"][0].update(left=0, width=1)
+    assert parse_manifest_line(json.dumps(narrow), BUCKET).boxes == 1

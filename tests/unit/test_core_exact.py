@@ -619,3 +619,7 @@ def test_more_cron_edges() -> None:
         with pytest.raises(CronError) as info:
             parse_cron(expression)
         assert str(info.value) == message
+
+
+def test_a_question_mark_with_a_step_is_the_whole_field() -> None:
+    assert parse_cron("0 8 ? * ?/2 *").days_of_week == frozenset({1, 3, 5, 7})

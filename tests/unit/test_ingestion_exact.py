@@ -582,3 +582,16 @@ def test_manifest_attribute_edges() -> None:
     narrow["bb"]["image_size"][0]["width"] = 1
     narrow["bb"]["annotations"][0].update(left=0, width=1)
     assert parse_manifest_line(json.dumps(narrow), BUCKET).boxes == 1
+
+
+def test_image_size_and_box_count_limits() -> None:
+    flat = boxes_line()
+    flat["bb"]["image_size"][0]["height"] = 1
+    flat["bb"]["annotations"][0].update(top=0, height=1)
+    assert parse_manifest_line(json.dumps(flat), BUCKET).boxes == 1
+    with pytest.raises(Rejected, match="width and height must be positive integers"):
+        parse_manifest_line(bad("bb.image_size.0.height", 0), BUCKET)
+    fifty = boxes_line()
+    fifty["bb"]["annotations"] = [{"class_id": 0, "left": 0, "top": 0, "width": 1, "height": 1}] * 50
+    fifty["bb-metadata"]["objects"] = [{}] * 50
+    assert parse_manifest_line(json.dumps(fifty), BUCKET).boxes == 50

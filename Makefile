@@ -2,7 +2,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: dev check browser test lint format infra-tests demo bench synth clean
+.PHONY: dev check browser test lint format infra-tests mutation demo bench synth clean
 
 dev: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
@@ -38,6 +38,13 @@ format: dev
 infra-tests: dev
 	$(PY) -m pytest tests/infra
 
+# Mutation testing of the core domain modules against their fast unit tests (pyproject.toml
+# [tool.mutmut]); a few minutes on 2 cores, so not part of CI. Results: docs/testing.md.
+mutation: dev
+	rm -rf mutants
+	$(PY) -m mutmut run --max-children 2
+	$(PY) -m mutmut results
+
 synth: dev
 	$(PY) app.py
 
@@ -48,4 +55,4 @@ bench: dev
 	$(PY) -m bench.run_all
 
 clean:
-	rm -rf cdk.out .pytest_cache .mypy_cache .ruff_cache .local-stack
+	rm -rf cdk.out .pytest_cache .mypy_cache .ruff_cache .local-stack mutants

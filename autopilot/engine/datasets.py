@@ -284,12 +284,24 @@ def distribute_dataset_entries(engine: Engine, params: dict[str, Any], region: s
     to_test = [e for e in entries if e.source_ref in moved]
     now = engine.now()
     due = engine.due(engine.config.dataset_update_seconds)
+    # A dataset_update_failed fault fails the distribution too: both datasets end UPDATE_FAILED.
+    fault = engine.faults.take("dataset_update_failed", None, train.project_name)
+    failure = (
+        (fault.message or "An internal error occurred while distributing the entries.") if fault else None
+    )
     for dataset, content in ((train, keep), (test, to_test)):
         dataset.status = "UPDATE_IN_PROGRESS"
         dataset.status_message = "The dataset is being updated."
         dataset.status_code = "SUCCESS"
         dataset.updated = now
-        dataset.pending = PendingDatasetChange(kind="UPDATE", due=due, entries=content, replace_all=True)
+        dataset.pending = PendingDatasetChange(
+            kind="UPDATE",
+            due=due,
+            entries=content,
+            replace_all=True,
+            failure_code="SERVICE_ERROR" if failure else None,
+            failure_message=failure,
+        )
     return {}
 
 

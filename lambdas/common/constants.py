@@ -132,6 +132,7 @@ EVENT_VERSION_DELETED: Final = "version.deleted"
 EVENT_MODEL_STARTING: Final = "model.starting"
 EVENT_MODEL_RUNNING: Final = "model.running"
 EVENT_MODEL_START_FAILED: Final = "model.start_failed"
+EVENT_MODEL_START_ABANDONED: Final = "model.start_abandoned"  # the controller stopped retrying
 EVENT_MODEL_STOPPING: Final = "model.stopping"
 EVENT_MODEL_STOPPED: Final = "model.stopped"
 EVENT_MODEL_STOP_FAILED: Final = "model.stop_failed"

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from lambdas.common.constants import (
+    EVENT_MODEL_START_ABANDONED,
     EVENT_MODEL_STARTING,
     EVENT_MODEL_STOPPING,
     FEATURE_CONTENT_MODERATION,
@@ -127,6 +128,16 @@ def control_project(
             outcome.unwanted_minutes = float(controller_rate_minutes)
     if status is not None and decision.reset_attempts:
         deps.store.record_status(project, status, reset_attempts=decision.reset_attempts)
+    if decision.gave_up and target is not None and deps.store.mark_start_abandoned(project, now):
+        # Once per give-up: the mark goes with the attempt count (RUNNING or nothing wants the model).
+        deps.publisher.publish(
+            EVENT_MODEL_START_ABANDONED,
+            project,
+            version_arn=target.version_arn,
+            attempts=state.start_attempts,
+            status_message=deps.models.status_message(target),
+            reason=decision.reason,
+        )
     if decision.action is policy.Action.NONE or target is None:
         return outcome
 

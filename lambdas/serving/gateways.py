@@ -49,6 +49,16 @@ class RekognitionModels:
                 return str(description["Status"])
         return None
 
+    def status_message(self, target: ServingTarget) -> str | None:
+        """StatusMessage of the target version (why a start failed); None when there is none."""
+        response = self.client.describe_project_versions(
+            ProjectArn=target.project_arn, VersionNames=[target.version_name]
+        )
+        for description in response.get("ProjectVersionDescriptions", []):
+            if description.get("ProjectVersionArn") == target.version_arn:
+                return description.get("StatusMessage") or None
+        return None
+
 
 def load_target(
     project: str, models: RekognitionModels, *, table_name: str | None = None, client: Any | None = None

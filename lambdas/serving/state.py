@@ -15,6 +15,8 @@ Attributes (times are epoch seconds, numbers)::
     idle_gaps, start_seconds, stop_seconds, demand_at, demand_quiet, measured_transition_at,
     idle_revision          the idle history the adaptive idle threshold learns from (idle.py);
                            written with a condition on idle_revision
+    start_abandoned_at     when the controller gave up starting (model.start_abandoned sent);
+                           removed with the attempt count
 
 The lock on `transition` is a conditional write, so two controller invocations (a tick and an
 on-demand request) can never both start or stop the model; the state machine removes it when it
@@ -206,8 +208,26 @@ class ServingStore:
             UpdateExpression="REMOVE transition, transition_expires_at, execution_arn",
         )
 
+    def mark_start_abandoned(self, project: str, at: float) -> bool:
+        """Records that the controller gave up starting; False if that was already recorded."""
+        try:
+            self.client.update_item(
+                TableName=self._table,
+                Key=serving_key(project),
+                UpdateExpression="SET start_abandoned_at = :at",
+                ConditionExpression="attribute_not_exists(start_abandoned_at)",
+                ExpressionAttributeValues={":at": _number(at)},
+            )
+        except ClientError as error:
+            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
     def record_status(self, project: str, status: str, reset_attempts: bool) -> None:
-        expression = "SET model_status = :s" + (", start_attempts = :zero" if reset_attempts else "")
+        expression = "SET model_status = :s" + (
+            ", start_attempts = :zero REMOVE start_abandoned_at" if reset_attempts else ""
+        )
         values: dict[str, Any] = {":s": {"S": status}}
         if reset_attempts:
             values[":zero"] = _number(0)

@@ -12,6 +12,7 @@ import pytest
 from botocore.config import Config
 from moto import mock_aws
 
+from autopilot.engine.clock import Clock
 from autopilot.engine.testing import RunningEngine, running_engine
 from tests.engine.imaging import classification_line, colour_image
 from tests.engine.shapes import ShapeRecorder
@@ -126,3 +127,29 @@ def patient(s3: Any) -> Iterator[Any]:
     """A client of a slower engine (time scale 0.05: updates take 1 s) to observe *_IN_PROGRESS states."""
     with running_engine(time_scale=0.05) as engine:
         yield engine.client()
+
+
+class HeldClock:
+    """The engine's clock, which a test can hold still: nothing pending completes while it is held,
+    so an *_IN_PROGRESS state is observed for as long as the test needs, whatever the machine's load."""
+
+    def __init__(self) -> None:
+        self._held_at: float | None = None
+
+    def now(self) -> float:
+        return self._held_at if self._held_at is not None else time.time()
+
+    def hold(self) -> None:
+        self._held_at = time.time()
+
+    def release(self) -> None:
+        self._held_at = None
+
+
+@pytest.fixture
+def paused(s3: Any) -> Iterator[tuple[Any, HeldClock]]:
+    """A client of a fast engine whose clock the test holds and releases."""
+    clock = HeldClock()
+    with running_engine(time_scale=FAST) as engine:
+        engine.server.engine.clock = Clock(clock.now)
+        yield engine.client(), clock

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.engine.conftest import BUCKET, unchecked, upload_colour_set, wait_dataset
+from tests.engine.conftest import BUCKET, HeldClock, unchecked, upload_colour_set, wait_dataset
 from tests.engine.imaging import classification_line, detection_line, unlabeled_line
 
 GT = "GroundTruth"
@@ -300,15 +300,19 @@ def test_changes_over_5_mb_are_rejected(rk: Any, s3: Any) -> None:
     assert code(info) == "ValidationException"
 
 
-def test_one_update_at_a_time_and_no_delete_while_updating(patient: Any) -> None:
-    # Given a dataset with an update in progress (the slow engine takes about a second)
-    rk = patient
+def test_one_update_at_a_time_and_no_delete_while_updating(paused: tuple[Any, HeldClock]) -> None:
+    # Given a dataset being created, then updated (the engine's clock held: neither completes)
+    rk, clock = paused
+    clock.hold()
     project = rk.create_project(ProjectName="busy")["ProjectArn"]
     train = rk.create_dataset(ProjectArn=project, DatasetType="TRAIN")["DatasetArn"]
+    assert rk.describe_dataset(DatasetArn=train)["DatasetDescription"]["Status"] == "CREATE_IN_PROGRESS"
     with pytest.raises(ClientError) as info:
         rk.delete_dataset(DatasetArn=train)
     assert code(info) == "ResourceInUseException"
+    clock.release()
     wait_dataset(rk, train)
+    clock.hold()
     rk.update_dataset_entries(
         DatasetArn=train, Changes={GT: classification_line(f"s3://{BUCKET}/u/1.png", "a").encode()}
     )
@@ -322,6 +326,7 @@ def test_one_update_at_a_time_and_no_delete_while_updating(patient: Any) -> None
     with pytest.raises(ClientError) as info:
         rk.delete_dataset(DatasetArn=train)
     assert code(info) == "ResourceInUseException"
+    clock.release()
     assert wait_dataset(rk, train)["DatasetStats"]["TotalEntries"] == 1
 
 
@@ -465,14 +470,15 @@ def test_distribute_rules(rk: Any, s3: Any) -> None:
     assert code(info) == "ValidationException"
 
 
-def test_distribute_needs_complete_datasets(patient: Any) -> None:
-    rk = patient
+def test_distribute_needs_complete_datasets(paused: tuple[Any, HeldClock]) -> None:
+    rk, clock = paused
     project = rk.create_project(ProjectName="notready")["ProjectArn"]
     train = rk.create_dataset(ProjectArn=project, DatasetType="TRAIN")["DatasetArn"]
     test = rk.create_dataset(ProjectArn=project, DatasetType="TEST")["DatasetArn"]
     wait_dataset(rk, train)
     wait_dataset(rk, test)
     lines = [classification_line(f"s3://{BUCKET}/n/{i}.png", "a" if i % 2 else "b") for i in range(10)]
+    clock.hold()  # the update stays in progress
     rk.update_dataset_entries(DatasetArn=train, Changes={GT: "\n".join(lines).encode()})
     with pytest.raises(ClientError) as info:
         rk.distribute_dataset_entries(Datasets=[{"Arn": train}, {"Arn": test}])

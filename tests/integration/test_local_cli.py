@@ -241,11 +241,18 @@ def test_tail_prints_lifecycle_events(stack: LocalRuntime) -> None:
     # Given a lifecycle event published while tail is following
     topic = outputs(stack)["AUTOPILOT_LIFECYCLE_TOPIC_ARN"]
 
-    def publish_later() -> None:
-        time.sleep(1.0)
-        LifecyclePublisher(topic, sns_client=boto3.client("sns")).publish("test.ping", PROJECT, n=1)
+    def publish_once_subscribed() -> None:
+        # Publish as soon as tail's queue is subscribed to the topic (bounded wait, no fixed sleep).
+        sns = boto3.client("sns")
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            subscriptions = sns.list_subscriptions_by_topic(TopicArn=topic).get("Subscriptions", [])
+            if any(":autopilot-tail-" in s["Endpoint"] for s in subscriptions):
+                LifecyclePublisher(topic, sns_client=sns).publish("test.ping", PROJECT, n=1)
+                return
+            time.sleep(0.05)
 
-    thread = threading.Thread(target=publish_later)
+    thread = threading.Thread(target=publish_once_subscribed)
     thread.start()
     # When tail runs with a project filter
     code, output = cli("tail", "--project", PROJECT, "--max-events", "1", "--timeout", "20")

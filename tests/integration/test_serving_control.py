@@ -66,8 +66,13 @@ def test_failed_start_is_retried_once_then_given_up(monkeypatch: Any) -> None:
         given_up = stack.tick("digits")
         assert given_up["action"] == "NONE"
         assert "start failed 2 times" in given_up["reason"]
-        events = lifecycle_types(stack, "digits", expected=4)
-        assert Counter(events) == Counter({"model.starting": 2, "model.start_failed": 2})
+        events = lifecycle_types(stack, "digits", expected=5)
+        assert Counter(events) == Counter(
+            {"model.starting": 2, "model.start_failed": 2, "model.start_abandoned": 1}
+        )
+        # and says so only once
+        assert stack.tick("digits")["action"] == "NONE"
+        assert lifecycle_types(stack, "digits", expected=1, timeout=2) == []
 
 
 @pytest.mark.slow

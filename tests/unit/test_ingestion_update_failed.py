@@ -1,0 +1,88 @@
+"""UPDATE_FAILED from the service, through the ingestion handler (moto + the local engine, whose
+fault injection makes UpdateDatasetEntries end UPDATE_FAILED with a SERVICE_ERROR).
+
+docs/ingestion.md: "If the dataset ends UPDATE_FAILED, the staged items are kept and retried ...
+After 3 failed attempts the item's lines are dropped and published as entries.rejected with the
+service's status message." No SQS record fails meanwhile.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from moto import mock_aws
+
+from autopilot.engine.testing import RunningEngine, running_engine
+from bench.ingestion_burst import OfflineIngestion, png_bytes
+from lambdas.common import aws, config
+from lambdas.common.constants import EVENT_ENTRIES_APPLIED, EVENT_ENTRIES_REJECTED
+from lambdas.ingestion import handler
+
+pytestmark = pytest.mark.xdist_group("ingestion-engine")
+
+SERVICE_MESSAGE = "An internal error occurred while updating the dataset (injected)."
+
+
+@pytest.fixture
+def world(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[OfflineIngestion, RunningEngine]]:
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    with mock_aws(), running_engine(time_scale=0.001) as engine:
+        offline = OfflineIngestion()
+        offline.activate(monkeypatch)
+        yield offline, engine
+    aws.reset_clients()
+    config.clear_cache()
+    handler.reset_runtime()
+
+
+def with_datasets(offline: OfflineIngestion) -> None:
+    """The project and its datasets exist, with one entry (the fault then only meets updates)."""
+    offline.put("digits/train/1/first.png", png_bytes())
+    offline.drain()
+    assert len(offline.dataset_entries("digits", "TRAIN")) == 1
+
+
+def test_one_failed_update_is_retried_and_the_entry_arrives(
+    world: tuple[OfflineIngestion, RunningEngine],
+) -> None:
+    offline, engine = world
+    # Given the service fails the next update of the project
+    with_datasets(offline)
+    engine.faults.fail_dataset_update(count=1, project="digits", message=SERVICE_MESSAGE)
+    # When an image is uploaded and every message is delivered
+    offline.put("digits/train/7/a.png", png_bytes())
+    report = offline.drain()
+    # Then the entry arrived on a later flush, nothing was rejected and no record failed
+    assert sorted(e["source-ref"].rsplit("/", 1)[1] for e in offline.dataset_entries("digits", "TRAIN")) == [
+        "a.png",
+        "first.png",
+    ]
+    assert [e for e in offline.events() if e["type"] == EVENT_ENTRIES_REJECTED] == []
+    assert [e for e in offline.events() if e["type"] == EVENT_ENTRIES_APPLIED]
+    assert report.failures == 0
+
+
+def test_three_failed_updates_drop_the_lines_with_the_service_message(
+    world: tuple[OfflineIngestion, RunningEngine],
+) -> None:
+    offline, engine = world
+    # Given the service fails every update of the project from now on
+    with_datasets(offline)
+    engine.faults.fail_dataset_update(count=-1, project="digits", message=SERVICE_MESSAGE)
+    # When an image is uploaded and every message is delivered
+    offline.put("digits/train/7/b.png", png_bytes())
+    report = offline.drain()
+    # Then after 3 attempts the line is dropped and published with the service's message
+    rejections = [
+        r for e in offline.events() if e["type"] == EVENT_ENTRIES_REJECTED for r in e["detail"]["rejections"]
+    ]
+    assert len(rejections) == 1
+    assert rejections[0]["key"] == f"s3://{offline.bucket}/digits/train/7/b.png"
+    assert SERVICE_MESSAGE in rejections[0]["reason"]
+    assert "update failed 3 times (SERVICE_ERROR" in rejections[0]["reason"]
+    assert [e["source-ref"].rsplit("/", 1)[1] for e in offline.dataset_entries("digits", "TRAIN")] == [
+        "first.png"
+    ]
+    assert report.failures == 0
+    engine.faults.clear()

@@ -97,12 +97,14 @@ def test_routes(key: str, route: Any) -> None:
         (
             "digits/train//a.png",
             PROJECTS,
-            "digits/train//a.png: the label folder name is empty; rename it to the label of the image",
+            "digits/train//a.png: "
+            + "the folder '' names the label of the image, and the label name is empty; give the image a label. Rename the folder (upload to digits/train/<label>/...) with a name of 1 to 256 characters, without tabs, line breaks or spaces at either end",
         ),
         (
             "digits/train/ /a.png",
             PROJECTS,
-            "digits/train/ /a.png: the label folder name is empty; rename it to the label of the image",
+            "digits/train/ /a.png: "
+            + "the folder ' ' names the label of the image, and the label name is empty; give the image a label. Rename the folder (upload to digits/train/<label>/...) with a name of 1 to 256 characters, without tabs, line breaks or spaces at either end",
         ),
         (
             "digits/manifests/a.manifest",

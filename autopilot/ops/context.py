@@ -285,3 +285,33 @@ def dataset_arn(context: Context, project: str, dataset_type: str) -> str:
         if dataset["DatasetType"] == dataset_type.upper():
             return str(dataset["DatasetArn"])
     raise CommandError(f"project {project!r} has no {dataset_type.upper()} dataset yet", EXIT_NOT_FOUND)
+
+
+def project_items(
+    context: Context, project: str, prefix: str = "", keys_only: bool = False
+) -> Iterator[dict[str, Any]]:
+    """The project's items in the state table (all pages, strongly consistent), optionally only
+    those whose sort key starts with `prefix`, or only their keys."""
+    from lambdas.common.constants import PROJECT_PK_PREFIX, STATE_PK, STATE_SK
+
+    condition = "#pk = :pk" + (" AND begins_with(#sk, :prefix)" if prefix else "")
+    values: dict[str, Any] = {":pk": {"S": f"{PROJECT_PK_PREFIX}{project}"}}
+    if prefix:
+        values[":prefix"] = {"S": prefix}
+    request: dict[str, Any] = {
+        "TableName": context.resources.find(OUTPUT_STATE_TABLE),
+        "KeyConditionExpression": condition,
+        "ExpressionAttributeNames": {"#pk": STATE_PK, "#sk": STATE_SK},
+        "ExpressionAttributeValues": values,
+        "ConsistentRead": True,
+    }
+    if keys_only:
+        request["ProjectionExpression"] = "#pk, #sk"
+    elif not prefix:
+        del request["ExpressionAttributeNames"]["#sk"]
+    for _ in range(100_000):  # bounded: pages of up to 1 MB
+        page = context.client("dynamodb").query(**request)
+        yield from page.get("Items", [])
+        if "LastEvaluatedKey" not in page:
+            return
+        request["ExclusiveStartKey"] = page["LastEvaluatedKey"]

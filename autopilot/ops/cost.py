@@ -22,8 +22,8 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from autopilot.ops.context import STATE_TABLE, Context, common_options, iter_pages, run_command
-from lambdas.common.constants import ITEM_USAGE_PREFIX, PROJECT_PK_PREFIX, STATE_PK, STATE_SK
+from autopilot.ops.context import Context, common_options, iter_pages, project_items, run_command
+from lambdas.common.constants import ITEM_USAGE_PREFIX
 from lambdas.serving import usage
 
 DEFAULT_IU_HOUR_USD = 4.0
@@ -46,32 +46,15 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
 
 
 def ledger(context: Context, project: str) -> list[usage.LedgerEntry]:
-    dynamodb = context.client("dynamodb")
-    request: dict[str, Any] = {
-        "TableName": context.resources.find(STATE_TABLE),
-        "KeyConditionExpression": "#pk = :pk AND begins_with(#sk, :prefix)",
-        "ExpressionAttributeNames": {"#pk": STATE_PK, "#sk": STATE_SK},
-        "ExpressionAttributeValues": {
-            ":pk": {"S": f"{PROJECT_PK_PREFIX}{project}"},
-            ":prefix": {"S": ITEM_USAGE_PREFIX},
-        },
-        "ConsistentRead": True,
-    }
-    entries = []
-    while True:
-        page = dynamodb.query(**request)
-        for item in page.get("Items", []):
-            entries.append(
-                usage.LedgerEntry(
-                    status=item["status"]["S"],
-                    at=usage.parse_time(item["at"]["S"]),
-                    version=item.get("version", {}).get("S", "?"),
-                    units=int(item.get("units", {}).get("N", "1")),
-                )
-            )
-        if "LastEvaluatedKey" not in page:
-            return entries
-        request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    return [
+        usage.LedgerEntry(
+            status=item["status"]["S"],
+            at=usage.parse_time(item["at"]["S"]),
+            version=item.get("version", {}).get("S", "?"),
+            units=int(item.get("units", {}).get("N", "1")),
+        )
+        for item in project_items(context, project, ITEM_USAGE_PREFIX)
+    ]
 
 
 def training_hours(context: Context, project: str, since: float) -> tuple[float, list[dict[str, Any]]]:

@@ -29,9 +29,10 @@ from autopilot.ops.context import (
     common_options,
     iter_pages,
     poll,
+    project_items,
     run_command,
 )
-from lambdas.common.constants import ITEM_PRODUCTION, ITEM_SERVING, PROJECT_PK_PREFIX, STATE_PK, STATE_SK
+from lambdas.common.constants import ITEM_PRODUCTION, ITEM_SERVING, STATE_PK, STATE_SK
 
 TRANSIENT = ("STARTING", "STOPPING", "DELETING", "COPYING_IN_PROGRESS")
 
@@ -215,25 +216,11 @@ def _forget(context: Context, project: str, kinds: tuple[str, ...] | None) -> li
     """Deletes the project's items (only the given sort keys, or all) from the state table."""
     table = str(context.resources.find(STATE_TABLE))
     dynamodb = context.client("dynamodb")
-    keys: list[dict[str, Any]] = []
-    request: dict[str, Any] = {
-        "TableName": table,
-        "KeyConditionExpression": "#pk = :pk",
-        "ExpressionAttributeNames": {"#pk": STATE_PK, "#sk": STATE_SK},
-        "ExpressionAttributeValues": {":pk": {"S": f"{PROJECT_PK_PREFIX}{project}"}},
-        "ProjectionExpression": "#pk, #sk",
-        "ConsistentRead": True,
-    }
-    while True:
-        page = dynamodb.query(**request)
-        keys += [
-            {STATE_PK: item[STATE_PK], STATE_SK: item[STATE_SK]}
-            for item in page.get("Items", [])
-            if kinds is None or item[STATE_SK]["S"] in kinds
-        ]
-        if "LastEvaluatedKey" not in page:
-            break
-        request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    keys = [
+        {STATE_PK: item[STATE_PK], STATE_SK: item[STATE_SK]}
+        for item in project_items(context, project, keys_only=True)
+        if kinds is None or item[STATE_SK]["S"] in kinds
+    ]
     for start in range(0, len(keys), 25):
         pending: dict[str, Any] = {
             table: [{"DeleteRequest": {"Key": key}} for key in keys[start : start + 25]]

@@ -25,19 +25,17 @@ from botocore.exceptions import BotoCoreError, ClientError
 from autopilot.ops.context import (
     EXIT_FAILURE,
     EXIT_NOT_FOUND,
-    STATE_TABLE,
     CommandError,
     Context,
     common_options,
     poll,
+    project_items,
     run_command,
 )
 from lambdas.common.constants import (
     ITEM_STAGED_ENTRY_PREFIX,
     OUTPUT_DEAD_LETTER_QUEUES,
     OUTPUT_WORK_QUEUES,
-    PROJECT_PK_PREFIX,
-    STATE_PK,
     STATE_SK,
 )
 
@@ -140,31 +138,15 @@ def _oldest_age(context: Context, queue_name: str) -> float | None:
 
 def staged_lines(context: Context, project: str) -> dict[str, int]:
     """Lines waiting in the state table for a dataset update, per dataset type."""
-    dynamodb = context.client("dynamodb")
     counts: dict[str, int] = {}
-    request: dict[str, Any] = {
-        "TableName": context.resources.find(STATE_TABLE),
-        "KeyConditionExpression": "#pk = :pk AND begins_with(#sk, :prefix)",
-        "ExpressionAttributeNames": {"#pk": STATE_PK, "#sk": STATE_SK},
-        "ExpressionAttributeValues": {
-            ":pk": {"S": f"{PROJECT_PK_PREFIX}{project}"},
-            ":prefix": {"S": ITEM_STAGED_ENTRY_PREFIX},
-        },
-        "ConsistentRead": True,
-    }
-    while True:
-        page = dynamodb.query(**request)
-        for item in page.get("Items", []):
-            dataset_type = item[STATE_SK]["S"].removeprefix(ITEM_STAGED_ENTRY_PREFIX).split("#", 1)[0]
-            raw = item.get("lines", {}).get("S", "[]")
-            try:
-                count = len(json.loads(raw))
-            except ValueError:
-                count = 1
-            counts[dataset_type] = counts.get(dataset_type, 0) + count
-        if "LastEvaluatedKey" not in page:
-            return counts
-        request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    for item in project_items(context, project, ITEM_STAGED_ENTRY_PREFIX):
+        dataset_type = item[STATE_SK]["S"].removeprefix(ITEM_STAGED_ENTRY_PREFIX).split("#", 1)[0]
+        try:
+            count = len(json.loads(item.get("lines", {}).get("S", "[]")))
+        except ValueError:
+            count = 1
+        counts[dataset_type] = counts.get(dataset_type, 0) + count
+    return counts
 
 
 def show_queues(context: Context) -> int:

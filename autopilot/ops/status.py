@@ -9,10 +9,10 @@ from typing import Any
 
 from autopilot.ops.context import (
     SETTINGS_PARAMETER,
-    STATE_TABLE,
     Context,
     common_options,
     iter_pages,
+    project_items,
     run_command,
 )
 from lambdas.common.constants import (
@@ -21,7 +21,6 @@ from lambdas.common.constants import (
     ITEM_TRAINING,
     OUTPUT_DEAD_LETTER_QUEUES,
     OUTPUT_WORK_QUEUES,
-    PROJECT_PK_PREFIX,
     STACK_OUTPUTS,
 )
 from lambdas.common.settings import AppSettings
@@ -63,18 +62,15 @@ def stack_status(context: Context) -> dict[str, Any]:
 
 
 def _state_items(context: Context, project: str) -> dict[str, dict[str, Any]]:
+    """The project's single items (production, training, serving), not the many staged lines,
+    leases, ordering tokens or usage-ledger items (sort keys with a '#')."""
     from boto3.dynamodb.types import TypeDeserializer
 
-    table = context.resources.find(STATE_TABLE)
-    response = context.client("dynamodb").query(
-        TableName=table,
-        KeyConditionExpression="pk = :pk",
-        ExpressionAttributeValues={":pk": {"S": f"{PROJECT_PK_PREFIX}{project}"}},
-        ConsistentRead=True,
-    )
     deserializer = TypeDeserializer()
     items = {}
-    for item in response.get("Items", []):
+    for item in project_items(context, project):
+        if "#" in item["sk"]["S"]:
+            continue
         plain = {key: deserializer.deserialize(value) for key, value in item.items()}
         items[str(plain.get("sk"))] = plain
     return items

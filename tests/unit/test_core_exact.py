@@ -225,6 +225,7 @@ def test_latest_start_looks_back_to_the_horizon_only() -> None:
 RULES = Policy(idle_minutes=15, start_retry_limit=2, pending_ttl_seconds=300)
 NOW = 1_000_000.0
 WHY_IDLE = "no work for 900 s (idle threshold), outside serving windows"
+WHY_RECENT = "last detection less than 900 s ago (idle threshold)"
 
 
 def observe(status: str | None, backlog: int = 0, in_window: bool = False) -> Observation:
@@ -262,21 +263,17 @@ def observe(status: str | None, backlog: int = 0, in_window: bool = False) -> Ob
         (
             ServingState(last_detection_at=NOW - 60, start_attempts=2),
             observe("RUNNING"),
-            Decision(
-                Desired.RUNNING, Action.NONE, "last detection less than 900 s ago (idle threshold)", reset_attempts=True
-            ),
+            Decision(Desired.RUNNING, Action.NONE, WHY_RECENT, reset_attempts=True),
         ),
         (
             ServingState(last_detection_at=NOW - 60, start_attempts=1),
             observe("RUNNING"),
-            Decision(
-                Desired.RUNNING, Action.NONE, "last detection less than 900 s ago (idle threshold)", reset_attempts=True
-            ),
+            Decision(Desired.RUNNING, Action.NONE, WHY_RECENT, reset_attempts=True),
         ),
         (
             ServingState(last_detection_at=NOW - 60),
             observe("RUNNING"),
-            Decision(Desired.RUNNING, Action.NONE, "last detection less than 900 s ago (idle threshold)"),
+            Decision(Desired.RUNNING, Action.NONE, WHY_RECENT),
         ),
         (
             ServingState(),
@@ -358,7 +355,7 @@ def observe(status: str | None, backlog: int = 0, in_window: bool = False) -> Ob
         (
             ServingState(last_detection_at=NOW - 15 * 60 + 1),
             observe("STOPPED"),
-            Decision(Desired.RUNNING, Action.START, "last detection less than 900 s ago (idle threshold)"),
+            Decision(Desired.RUNNING, Action.START, WHY_RECENT),
         ),
     ],
 )

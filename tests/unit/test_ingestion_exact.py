@@ -33,6 +33,12 @@ from lambdas.ingestion.validation import (
 PROJECTS = ("digits", "cats")
 BUCKET = "data"
 
+EMPTY_LABEL_FOLDER = (
+    "names the label of the image, and the label name is empty; give the image a label. Rename the folder "
+    "(upload to digits/train/<label>/...) with a name of 1 to 256 characters, without tabs, line breaks or "
+    "spaces at either end"
+)
+
 
 # --- keys -----------------------------------------------------------------------------------------
 def test_decode_key_is_strict_utf8() -> None:
@@ -97,14 +103,12 @@ def test_routes(key: str, route: Any) -> None:
         (
             "digits/train//a.png",
             PROJECTS,
-            "digits/train//a.png: "
-            + "the folder '' names the label of the image, and the label name is empty; give the image a label. Rename the folder (upload to digits/train/<label>/...) with a name of 1 to 256 characters, without tabs, line breaks or spaces at either end",
+            "digits/train//a.png: " + f"the folder '' {EMPTY_LABEL_FOLDER}",
         ),
         (
             "digits/train/ /a.png",
             PROJECTS,
-            "digits/train/ /a.png: "
-            + "the folder ' ' names the label of the image, and the label name is empty; give the image a label. Rename the folder (upload to digits/train/<label>/...) with a name of 1 to 256 characters, without tabs, line breaks or spaces at either end",
+            "digits/train/ /a.png: " + f"the folder ' ' {EMPTY_LABEL_FOLDER}",
         ),
         (
             "digits/manifests/a.manifest",

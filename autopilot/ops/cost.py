@@ -52,6 +52,7 @@ def ledger(context: Context, project: str) -> list[usage.LedgerEntry]:
             at=usage.parse_time(item["at"]["S"]),
             version=item.get("version", {}).get("S", "?"),
             units=int(item.get("units", {}).get("N", "1")),
+            reason=item.get("reason", {}).get("S", ""),
         )
         for item in project_items(context, project, ITEM_USAGE_PREFIX)
     ]

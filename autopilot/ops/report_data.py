@@ -20,9 +20,17 @@ from urllib.parse import urlparse
 
 from botocore.exceptions import ClientError
 
-from autopilot.ops.context import DATA_BUCKET, EXIT_NOT_FOUND, STATE_TABLE, CommandError, Context, iter_pages
+from autopilot.ops.context import (
+    DATA_BUCKET,
+    EXIT_NOT_FOUND,
+    STATE_TABLE,
+    CommandError,
+    Context,
+    iter_pages,
+    project_items,
+)
 from autopilot.ops.cost import DEFAULT_IU_HOUR_USD, ledger
-from lambdas.common.constants import RESULTS_FOLDER
+from lambdas.common.constants import EVENT_ENTRIES_REJECTED, ITEM_KEPT_EVENT_PREFIX, RESULTS_FOLDER
 from lambdas.common.production import get_production
 from lambdas.serving import usage
 
@@ -84,10 +92,18 @@ class Evaluation:
         )
 
 
+@dataclass(frozen=True)
+class KeptRejection:
+    time: str
+    key: str
+    reason: str
+
+
 @dataclass
 class DataSection:
     labels: dict[str, dict[str, int]]  # TRAIN|TEST -> label -> entries
     stats: dict[str, dict[str, int]]  # TRAIN|TEST -> DatasetStats
+    rejections: list[KeptRejection] = field(default_factory=list)  # newest first, from kept events
 
 
 @dataclass
@@ -95,6 +111,7 @@ class ServingSection:
     since: float
     until: float
     intervals: list[usage.Interval]
+    transitions: list[usage.LedgerEntry]  # the RUNNING and STOPPED records, with the reason asked
     iu_hours: float
     usd: float
     detections_per_hour: dict[str, int]  # "YYYY-MM-DDTHH" -> count
@@ -244,7 +261,9 @@ def data_section(context: Context, project: dict[str, Any]) -> DataSection:
 def serving_section(context: Context, project: str, days: float, price: float) -> ServingSection:
     now = time.time()
     since = now - days * 86400
-    intervals = usage.clip(usage.intervals(ledger(context, project), now), since, now)
+    entries = ledger(context, project)
+    intervals = usage.clip(usage.intervals(entries, now), since, now)
+    transitions = sorted((e for e in entries if e.at >= since), key=lambda e: e.at)
     per_hour: Counter[str] = Counter()
     bucket = str(context.resources.find(DATA_BUCKET))
     paginator = context.client("s3").get_paginator("list_objects_v2")
@@ -254,7 +273,28 @@ def serving_section(context: Context, project: str, days: float, price: float) -
             if modified >= since:
                 per_hour[datetime.fromtimestamp(modified, UTC).strftime("%Y-%m-%dT%H")] += 1
     hours = usage.iu_hours(intervals)
-    return ServingSection(since, now, intervals, hours, hours * price, dict(sorted(per_hour.items())))
+    return ServingSection(
+        since, now, intervals, transitions, hours, hours * price, dict(sorted(per_hour.items()))
+    )
+
+
+def kept_rejections(context: Context, project: str, days: float) -> list[KeptRejection]:
+    """The rejections published in the last `days` (ingestion keeps its entries.rejected events)."""
+    since = datetime.fromtimestamp(time.time() - days * 86400, UTC).isoformat()
+    found: list[KeptRejection] = []
+    prefix = f"{ITEM_KEPT_EVENT_PREFIX}{EVENT_ENTRIES_REJECTED}#"
+    for item in project_items(context, project, prefix):
+        try:
+            message = json.loads(item["message"]["S"])
+        except (KeyError, ValueError):
+            continue  # a message cut at the size limit: not shown
+        if str(message.get("time", "")) < since:
+            continue
+        for rejection in (message.get("detail") or {}).get("rejections", []):
+            found.append(
+                KeptRejection(str(message["time"]), str(rejection.get("key")), str(rejection.get("reason")))
+            )
+    return sorted(found, key=lambda r: r.time, reverse=True)
 
 
 def gather(
@@ -283,12 +323,14 @@ def gather(
             previous = evaluation_of(context, described["ProjectArn"], previous_name)
         except CommandError:
             previous = None  # deleted by retention: nothing to compare with
+    data = data_section(context, described)
+    data.rejections = kept_rejections(context, project, days)
     report = ReportData(
         project=project,
         generated_at=time.time(),
         evaluation=evaluation,
         previous=previous,
-        data=data_section(context, described),
+        data=data,
         serving=serving_section(context, project, days, DEFAULT_IU_HOUR_USD),
     )
     if evaluation is not None:

@@ -19,6 +19,7 @@ from PIL import Image, ImageDraw
 from autopilot.ops.report_data import NO_LABEL, Evaluation, ReportData, TestImage
 
 THUMBNAIL_SIDE = 160
+MAX_REJECTIONS_SHOWN = 50
 OUTCOME_COLOURS = {"TP": "#2ca02c", "FP": "#d62728", "FN": "#ff7f0e"}
 CURRENT, PREVIOUS = "#1f77b4", "#9ecae1"
 
@@ -253,9 +254,35 @@ def _data_html(report: ReportData) -> str:
         for kind, stats in sorted(data.stats.items())
     )
     chart = f"<div class='chart'>{data_chart(data.labels)}</div>" if data.labels else ""
+    shown = data.rejections[:MAX_REJECTIONS_SHOWN]
+    rejected = "".join(
+        f"<tr><td>{html.escape(r.time[:19])}</td><td>{html.escape(r.key)}</td><td>{html.escape(r.reason)}</td></tr>"
+        for r in shown
+    )
+    more = f" (newest {len(shown)} shown)" if len(shown) < len(data.rejections) else ""
+    rejections = f"<h3>Rejected uploads, last days: {len(data.rejections)}{more}</h3>" + (
+        f"<table id='rejections'><tr><th>time (UTC)</th><th>key</th><th>reason</th></tr>{rejected}</table>"
+        if rejected
+        else "<p class='muted'>none</p>"
+    )
     return (
         "<table id='datasets'><tr><th>dataset</th><th>entries</th><th>labeled</th><th>labels</th>"
-        f"<th>entries with errors</th></tr>{rows}</table>{chart}"
+        f"<th>entries with errors</th></tr>{rows}</table>{chart}{rejections}"
+    )
+
+
+def _transitions_html(report: ReportData) -> str:
+    rows = "".join(
+        f"<tr><td>{datetime.fromtimestamp(e.at, UTC):%Y-%m-%d %H:%M:%S}</td>"
+        f"<td>{'started' if e.status == 'RUNNING' else 'stopped'}</td><td>{html.escape(e.version)}</td>"
+        f"<td>{e.units}</td><td>{html.escape(e.reason or '-')}</td></tr>"
+        for e in report.serving.transitions
+    )
+    if not rows:
+        return "<p class='muted'>no starts or stops in this period</p>"
+    return (
+        "<table id='transitions'><tr><th>time (UTC)</th><th>model</th><th>version</th><th>units</th>"
+        f"<th>why (the controller's reason)</th></tr>{rows}</table>"
     )
 
 
@@ -269,6 +296,7 @@ def _serving_html(report: ReportData) -> str:
         f"<div class='figure'>starts<b>{serving.starts}</b></div>"
         f"<div class='figure'>detections<b>{total}</b></div></div>"
         f"<div class='chart'>{serving_chart(report)}</div>"
+        f"{_transitions_html(report)}"
         "<p class='muted'>Running intervals from the usage ledger (the same figures as "
         "<code>autopilot cost</code>); detections from the results kept under "
         f"<code>{html.escape(report.project)}/results/</code>.</p>"

@@ -134,6 +134,7 @@ def _ledger(status: str, next_state: str) -> list[tuple[str, dict]]:
                         "status": {"S": status},
                         "at": {"S.$": "$.ledger.at"},
                         "version": {"S.$": "$.version_name"},
+                        "reason": {"S.$": "$.reason"},
                         "units": {"N.$": "States.Format('{}', $.min_inference_units)"},
                         STATE_TTL_ATTRIBUTE: {"N.$": "States.Format('{}', $.ledger_expires_at)"},
                     },

@@ -107,6 +107,8 @@ ITEM_SERVING: Final = "SERVING"  # model controller state: last detection, overr
 # running versions it saw (since when) and each project's inference-unit hours of the current UTC day.
 GUARD_PK: Final = "GUARD"
 ITEM_GUARD_SWEEP: Final = "SWEEP"
+ITEM_KEPT_EVENT_PREFIX: Final = "EVENT#"  # + event type + "#" + time + "#" + id: kept lifecycle events
+KEPT_EVENT_DAYS: Final = 14  # how long kept events stay (the table's TTL), for `autopilot report`
 ITEM_USAGE_PREFIX: Final = "USAGE#"  # + time + "#" + status: the usage ledger (RUNNING / STOPPED records)
 USAGE_LEDGER_RETENTION_DAYS: Final = 455  # as long as CloudWatch keeps hourly metrics (15 months)
 

@@ -39,10 +39,11 @@ from lambdas.common.constants import (
     ENV_LIFECYCLE_TOPIC,
     ENV_SETTINGS_PARAMETER,
     ENV_STATE_TABLE,
+    EVENT_ENTRIES_REJECTED,
     IMAGE_SUFFIXES,
     METRIC_INGESTION_STALLED,
 )
-from lambdas.common.events import LifecyclePublisher
+from lambdas.common.events import KeepingPublisher, LifecyclePublisher
 from lambdas.ingestion.datasets import DatasetGateway
 from lambdas.ingestion.keys import decode_key
 from lambdas.ingestion.lines import Line
@@ -96,7 +97,7 @@ class Runtime:
     source: S3ObjectSource
     store: StagingStore
     flusher: Flusher
-    publisher: LifecyclePublisher
+    publisher: KeepingPublisher
     ingest_manifest: Any  # ingest(s3_object=...) behind a Powertools idempotency record
     idempotency: IdempotencyConfig
 
@@ -120,7 +121,10 @@ class Runtime:
 @functools.cache
 def _runtime(env: IngestionEnvironment) -> Runtime:
     store = StagingStore(env.state_table)
-    publisher = LifecyclePublisher(env.lifecycle_topic_arn)
+    # Rejections are also kept for a while: `autopilot report` lists those of the last days.
+    publisher = KeepingPublisher(
+        LifecyclePublisher(env.lifecycle_topic_arn), env.state_table, kept=(EVENT_ENTRIES_REJECTED,)
+    )
     flusher = Flusher(
         store=store,
         lease=DatasetLease(env.state_table),

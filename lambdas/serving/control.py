@@ -62,7 +62,12 @@ def execution_name(project: str, transition: str, now: float) -> str:
 
 
 def transition_input(
-    target: ServingTarget, transition: str, settings: ProjectSettings, attempt: int, now: float | None = None
+    target: ServingTarget,
+    transition: str,
+    settings: ProjectSettings,
+    attempt: int,
+    now: float | None = None,
+    reason: str = "",
 ) -> dict[str, Any]:
     """The model control state machine's input (see infra/constructs/serving.py)."""
     now = time.time() if now is None else now
@@ -81,6 +86,7 @@ def transition_input(
         "max_inference_units": settings.max_inference_units,
         # Expiry (epoch seconds, the table's TTL) of the usage-ledger items this transition writes.
         "ledger_expires_at": int(now + USAGE_LEDGER_RETENTION_DAYS * 86400),
+        "reason": reason or "requested",  # why the controller asked: kept in the usage ledger
     }
     return payload
 
@@ -151,7 +157,7 @@ def control_project(
     try:
         execution_arn = deps.starter.start(
             execution_name(project, transition, now),
-            transition_input(target, transition, settings, attempt, now),
+            transition_input(target, transition, settings, attempt, now, decision.reason),
         )
     except Exception:
         deps.store.release_transition(project)  # let the next tick try again, then re-raise

@@ -29,6 +29,7 @@ class LedgerEntry:
     at: float  # epoch seconds
     version: str
     units: int
+    reason: str = ""  # why the controller asked for the start or stop
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from autopilot.local.runtime import LocalRuntime, running_stack
 from autopilot.local.sample_data import demo_split
 from autopilot.local.serve import outputs, write_state
 from autopilot.local.template import synth_template
-from lambdas.common.constants import EVENT_ENTRIES_APPLIED, EVENT_VERSION_PROMOTED
+from lambdas.common.constants import EVENT_ENTRIES_APPLIED, EVENT_ENTRIES_REJECTED, EVENT_VERSION_PROMOTED
 from lambdas.common.events import LifecyclePublisher
 from lambdas.serving.usage import parse_time
 
@@ -265,6 +265,10 @@ def test_tail_prints_lifecycle_events(stack: LocalRuntime) -> None:
 
 
 def test_report_of_the_production_version(stack: LocalRuntime, tmp_path: Path) -> None:
+    # Given an upload that ingestion rejects (not an image), kept among the last days' rejections
+    bucket = outputs(stack)["AUTOPILOT_BUCKET"]
+    boto3.client("s3").put_object(Bucket=bucket, Key=f"{PROJECT}/train/zero/notes.png", Body=b"not an image")
+    assert stack.run_until(lambda: bool(_events(stack, EVENT_ENTRIES_REJECTED)), timeout_s=60)
     # When the report of the production version is written
     out = tmp_path / "report.html"
     code, written = cli("report", PROJECT, "--out", str(out), "--max-thumbnails", "50")
@@ -309,6 +313,14 @@ def test_report_of_the_production_version(stack: LocalRuntime, tmp_path: Path) -
     ]
     for ref in wrong:
         assert f"data-source-ref='{ref}'><img src='data:image/png;base64," in page
+    # The rejection is listed with its key
+    assert any(
+        row[1] == f"{PROJECT}/train/zero/notes.png" and row[2] for row in _table_rows(page, "rejections")
+    )
+    # The starts and stops of the tests above, each with the controller's reason
+    transitions = _table_rows(page, "transitions")
+    assert {row[1] for row in transitions} == {"started", "stopped"}
+    assert all(row[4] not in ("", "-", "requested") for row in transitions), transitions
     # And a real browser renders its charts
     _screenshot_shows_a_chart(out, tmp_path / "report.png")
 

@@ -9,13 +9,14 @@ from PIL import Image
 from autopilot.ops.report_data import (
     DataSection,
     Evaluation,
+    KeptRejection,
     LabelRow,
     ReportData,
     ServingSection,
     parse_snapshot_line,
 )
 from autopilot.ops.report_render import render
-from lambdas.serving.usage import Interval
+from lambdas.serving.usage import Interval, LedgerEntry
 
 
 def _png(side: int = 64) -> bytes:
@@ -68,11 +69,19 @@ def test_a_classification_report_counts_every_test_image_once_and_shows_each_mis
         generated_at=1_800_000_000.0,
         evaluation=evaluation,
         previous=None,
-        data=DataSection(labels={"TRAIN": {"cat": 5, "dog": 4}}, stats={"TRAIN": {"TotalEntries": 9}}),
+        data=DataSection(
+            labels={"TRAIN": {"cat": 5, "dog": 4}},
+            stats={"TRAIN": {"TotalEntries": 9}},
+            rejections=[KeptRejection("2027-01-15T08:00:00+00:00", "p/train/x y/a.gif", "not a PNG or JPEG")],
+        ),
         serving=ServingSection(
             since=1_800_000_000.0 - 7 * 86400,
             until=1_800_000_000.0,
             intervals=[Interval(1_800_000_000.0 - 1800, 1_800_000_000.0 - 600, "v2", 2)],
+            transitions=[
+                LedgerEntry("RUNNING", 1_800_000_000.0 - 1800, "v2", 2, "1 image waiting"),
+                LedgerEntry("STOPPED", 1_800_000_000.0 - 600, "v2", 2, "no work for 600 s (idle threshold)"),
+            ],
             iu_hours=0.67,
             usd=2.67,
             detections_per_hour={"2027-01-15T08": 4},
@@ -84,6 +93,10 @@ def test_a_classification_report_counts_every_test_image_once_and_shows_each_mis
     assert "data-source-ref='s3://b/p/test/cat/2.png'><img src='data:image/png;base64," in page
     assert "FP dog 0.70" in page and "Wrong on the test set: 1 images" in page
     assert "<tr data-label='cat'><td>cat</td><td>0.670</td>" in page
+    # The rejections kept from the last days, and why the model was started and stopped
+    assert "<td>p/train/x y/a.gif</td><td>not a PNG or JPEG</td>" in page
+    assert "<td>started</td><td>v2</td><td>2</td><td>1 image waiting</td>" in page
+    assert "<td>stopped</td><td>v2</td><td>2</td><td>no work for 600 s (idle threshold)</td>" in page
 
 
 def test_detection_snapshot_lines_give_boxes_in_ratios() -> None:

@@ -41,6 +41,25 @@ class OneBatchStore:
     def count_attempt(self, project: str, batch: StagedBatch) -> None:
         raise AssertionError(f"no update may fail: {batch.sk}")
 
+    # Ordering tokens and the service-error streak: nothing applied before, no streak.
+    def applied_seqs(self, project: str, dataset_type: str, dataset_arn: str, refs: Any) -> dict[str, str]:
+        return {}
+
+    def record_applied(self, project: str, dataset_type: str, dataset_arn: str, versions: Any) -> None:
+        pass
+
+    def retry_streak(self, project: str, dataset_type: str) -> None:
+        return None
+
+    def save_retry_streak(self, project: str, dataset_type: str, streak: Any) -> None:
+        raise AssertionError("no update may fail with a service error")
+
+    def clear_retry_streak(self, project: str, dataset_type: str) -> None:
+        pass
+
+    def project_task(self, project: str, proposed: str) -> str:
+        return proposed
+
 
 class FreeLease:
     def acquire(self, project: str, dataset_type: str, owner: str, seconds: float) -> bool:

@@ -114,7 +114,7 @@ class ServingSection:
     transitions: list[usage.LedgerEntry]  # the RUNNING and STOPPED records, with the reason asked
     iu_hours: float
     usd: float
-    detections_per_hour: dict[str, int]  # "YYYY-MM-DDTHH" -> count
+    detection_times: list[float]  # epoch seconds of the results written in the period
 
     @property
     def starts(self) -> int:
@@ -264,18 +264,16 @@ def serving_section(context: Context, project: str, days: float, price: float) -
     entries = ledger(context, project)
     intervals = usage.clip(usage.intervals(entries, now), since, now)
     transitions = sorted((e for e in entries if e.at >= since), key=lambda e: e.at)
-    per_hour: Counter[str] = Counter()
+    times: list[float] = []
     bucket = str(context.resources.find(DATA_BUCKET))
     paginator = context.client("s3").get_paginator("list_objects_v2")
     for page in paginator.paginate(Bucket=bucket, Prefix=f"{project}/{RESULTS_FOLDER}/"):
         for item in page.get("Contents", []):
             modified = item["LastModified"].timestamp()
             if modified >= since:
-                per_hour[datetime.fromtimestamp(modified, UTC).strftime("%Y-%m-%dT%H")] += 1
+                times.append(modified)
     hours = usage.iu_hours(intervals)
-    return ServingSection(
-        since, now, intervals, transitions, hours, hours * price, dict(sorted(per_hour.items()))
-    )
+    return ServingSection(since, now, intervals, transitions, hours, hours * price, sorted(times))
 
 
 def kept_rejections(context: Context, project: str, days: float) -> list[KeptRejection]:

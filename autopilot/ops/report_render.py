@@ -115,13 +115,11 @@ def data_chart(labels: dict[str, dict[str, int]]) -> str:
 
 
 def serving_chart(report: ReportData) -> str:
-    """Running intervals above detections per hour. The axis spans the period, or zooms in on the
-    activity when all of it happened in a small part of the period (a fresh stack, a demo)."""
+    """Running intervals above the detections. The axis spans the period, or zooms in on the
+    activity when all of it happened in a small part of the period (a fresh stack, a demo); the
+    detections are counted per hour, or per minute when zoomed in."""
     serving = report.serving
-    stamps = [
-        datetime.strptime(k, "%Y-%m-%dT%H").replace(tzinfo=UTC).timestamp()
-        for k in serving.detections_per_hour
-    ]
+    stamps = serving.detection_times
     first = min([i.start for i in serving.intervals] + stamps, default=serving.since)
     start = max(serving.since, first - max(0.05 * (serving.until - first), 60.0))
     span = serving.until - start
@@ -138,15 +136,9 @@ def serving_chart(report: ReportData) -> str:
     )
     running.set_yticks([])
     running.set_ylabel("running", rotation=0, ha="right", va="center")
-    width = min(3600.0 / unit, span / unit / 20)
-    detections.bar(
-        [at(t) for t in stamps],
-        list(serving.detections_per_hour.values()),
-        width=width,
-        color="#555",
-        align="edge",
-    )
-    detections.set_ylabel("detections / hour")
+    edges = [float(b) for b in range(0, int(span / unit) + 2)]  # one bin per hour (or minute)
+    detections.hist([at(t) for t in stamps], bins=edges, color="#555")
+    detections.set_ylabel(f"detections / {name[:-1]}")
     detections.set_xlim(0, span / unit)
     detections.set_xlabel(f"{name} since {datetime.fromtimestamp(start, UTC):%Y-%m-%d %H:%M} UTC")
     running.set_title("Serving: when the model ran, and the work it did")
@@ -288,7 +280,7 @@ def _transitions_html(report: ReportData) -> str:
 
 def _serving_html(report: ReportData) -> str:
     serving = report.serving
-    total = sum(serving.detections_per_hour.values())
+    total = len(serving.detection_times)
     return (
         "<div class='figures'>"
         f"<div class='figure'>inference-unit hours<b>{serving.iu_hours:.2f}</b></div>"

@@ -84,7 +84,7 @@ def test_a_classification_report_counts_every_test_image_once_and_shows_each_mis
             ],
             iu_hours=0.67,
             usd=2.67,
-            detections_per_hour={"2027-01-15T08": 4},
+            detection_times=[1_800_000_000.0 - 1500 + 60 * n for n in range(4)],
         ),
         images={"s3://b/p/test/cat/2.png": _png()},
     )

@@ -312,6 +312,8 @@ def test_a_label_result_without_a_test_image_count_has_none() -> None:
 
 def test_an_f1_exactly_at_its_floor_passes() -> None:
     assert check_labels(scores(cat=0.9, dog=0.5), None, floors={"cat": 0.9, "dog": 0.5}, max_drop=None) == []
+    # an F1 short of its floor by no more than the float tolerance (1e-9) is at the floor
+    assert check_labels(scores(cat=0.0), None, floors={"cat": 1e-9}, max_drop=None) == []
 
 
 def test_the_drop_rule_compares_only_labels_both_versions_have_and_keeps_the_floor() -> None:

@@ -25,6 +25,7 @@ from lambdas.ingestion.validation import (
     NeedMoreBytes,
     Rejected,
     check_image,
+    check_image_end,
     check_label,
     parse_manifest_line,
     read_image_header,
@@ -177,6 +178,7 @@ def test_read_manifest_reports_bad_lines_by_number_and_keeps_the_rest() -> None:
     ]
     assert content.blank_lines == 2
     assert len(content.lines) == 1
+    assert [number for number, _ in content.numbered] == [10, 15]
 
 
 # --- image headers --------------------------------------------------------------------------------
@@ -601,3 +603,35 @@ def test_image_size_and_box_count_limits() -> None:
     fifty["bb"]["annotations"] = [{"class_id": 0, "left": 0, "top": 0, "width": 1, "height": 1}] * 50
     fifty["bb-metadata"]["objects"] = [{}] * 50
     assert parse_manifest_line(json.dumps(fifty), BUCKET).boxes == 50
+
+
+# --- end-of-image markers and the labeling task of a manifest line --------------------------------
+def test_truncated_images_are_rejected_with_the_full_message() -> None:
+    with pytest.raises(Rejected) as jpeg_cut:
+        check_image_end("JPEG", b"\xff\xd8\x00\x01\x02")
+    assert str(jpeg_cut.value) == (
+        "the JPEG file does not end with its end-of-image marker: the upload was cut short or the file "
+        "is damaged; upload the complete file again"
+    )
+    with pytest.raises(Rejected) as png_cut:
+        check_image_end("PNG", b"\x00\x00\x00\x00IEND\xaeB`")
+    assert str(png_cut.value) == (
+        "the PNG file does not end with its IEND chunk: the upload was cut short or the file is "
+        "damaged; upload the complete file again"
+    )
+
+
+def test_only_zero_bytes_may_follow_the_jpeg_end_marker() -> None:
+    check_image_end("JPEG", b"\x01\xff\xd9\x00\x00")
+    check_image_end("PNG", b"\x00\x00\x00\x00IEND\xaeB`\x82")
+    with pytest.raises(Rejected, match="end-of-image marker"):
+        check_image_end("JPEG", b"\x01\xff\xd9X")
+
+
+def test_a_line_s_task_is_bounding_boxes_when_it_has_any_else_image_level_labels() -> None:
+    image_level = {"source-ref": f"s3://{BUCKET}/a.png", **classification("c", "road")}
+    both = boxes_line(**classification("cls", "road"))
+    assert parse_manifest_line(json.dumps(boxes_line()), BUCKET).task == "OBJECT_LOCALIZATION"
+    assert parse_manifest_line(json.dumps(both), BUCKET).task == "OBJECT_LOCALIZATION"
+    assert parse_manifest_line(json.dumps(image_level), BUCKET).task == "IMAGE_LEVEL_LABELS"
+    assert parse_manifest_line('{"source-ref": "s3://data/a.png"}', BUCKET).task is None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import pytest
@@ -290,3 +291,114 @@ def test_the_evaluation_set_digest_ignores_each_model_s_judged_predictions() -> 
     second = [judged("s3://b/1.png", "cat", "dog", 0.6), judged("s3://b/2.png", "dog", "dog", 0.7)]
     # Then they are the same TEST set
     assert evaluation_set_digest(first) == evaluation_set_digest(second)
+
+
+# --- exact results of the per-label gate (written against the mutation run, docs/testing.md) ------
+def test_summary_errors_are_the_full_messages_and_quote_200_characters_of_the_entry() -> None:
+    with pytest.raises(ValueError) as missing:
+        label_scores({"Version": 1})
+    assert str(missing.value) == "the evaluation summary has no LabelEvaluationResults list"
+    entry = {"Label": "x" * 300, "Metrics": {}}
+    with pytest.raises(ValueError) as malformed:
+        label_scores({"LabelEvaluationResults": [entry]})
+    quoted = '{"Label": "' + "x" * 189  # the first 200 characters of the entry as JSON
+    assert str(malformed.value) == f"the evaluation summary holds a malformed label result: {quoted}"
+
+
+def test_a_label_result_without_a_test_image_count_has_none() -> None:
+    parsed = label_scores({"LabelEvaluationResults": [{"Label": "cat", "Metrics": {"F1Score": 1}}]})
+    assert parsed == {"cat": LabelScore("cat", 1.0)}
+
+
+def test_an_f1_exactly_at_its_floor_passes() -> None:
+    assert check_labels(scores(cat=0.9, dog=0.5), None, floors={"cat": 0.9, "dog": 0.5}, max_drop=None) == []
+    # an F1 short of its floor by no more than the float tolerance (1e-9) is at the floor
+    assert check_labels(scores(cat=0.0), None, floors={"cat": 1e-9}, max_drop=None) == []
+
+
+def test_the_drop_rule_compares_only_labels_both_versions_have_and_keeps_the_floor() -> None:
+    # a label new in this version (bird) or gone from it (fish) has no drop
+    production = scores(dog=0.9, fish=0.9)
+    failures = check_labels(scores(dog=0.6, bird=0.1), production, floors={"dog": 0.5}, max_drop=0.1)
+    assert [failure.to_dict() for failure in failures] == [
+        {
+            "label": "dog",
+            "reason": "label 'dog' F1 fell from 0.9000 to 0.6000 (drop 0.3000 > max_label_f1_drop 0.1000)",
+            "f1": 0.6,
+            "floor": 0.5,
+            "production_f1": 0.9,
+        }
+    ]
+    # a drop within the float tolerance (1e-9) of the setting is no drop
+    assert check_labels(scores(dog=0.0), scores(dog=1e-9), floors={}, max_drop=0.0) == []
+
+
+def test_label_failures_keep_the_figures_and_are_joined_by_semicolons() -> None:
+    failures = check_labels(scores(a=0.1, b=0.2), None, floors={"a": 0.5, "b": 0.5}, max_drop=None)
+    reasons = "label 'a' F1 0.1000 is below its floor 0.5000; label 'b' F1 0.2000 is below its floor 0.5000"
+    promoted = apply_label_rules(GateDecision(PROMOTE, "better", 0.9, 0.8), failures)
+    assert promoted == GateDecision(
+        REJECT, f"2 label(s) failed the per-label gate: {reasons}", 0.9, 0.8, tuple(failures)
+    )
+    rejected = apply_label_rules(GateDecision(REJECT, "F1 0.4 is below the floor", 0.4, 0.8), failures)
+    assert rejected == GateDecision(
+        REJECT, f"F1 0.4 is below the floor; per-label gate: {reasons}", 0.4, 0.8, tuple(failures)
+    )
+
+
+def test_label_table_rows_are_complete() -> None:
+    rows = label_table(label_scores(SUMMARY), scores(dog=0.7, bird=0.5))
+    assert rows == [
+        {
+            "label": "bird",
+            "f1": None,
+            "precision": None,
+            "recall": None,
+            "threshold": None,
+            "test_images": None,
+            "production_f1": 0.5,
+        },
+        {
+            "label": "cat",
+            "f1": 0.95,
+            "precision": 1.0,
+            "recall": 0.9,
+            "threshold": 0.41,
+            "test_images": 20,
+            "production_f1": None,
+        },
+        {
+            "label": "dog",
+            "f1": 0.6,
+            "precision": 0.5,
+            "recall": 0.75,
+            "threshold": 0.3,
+            "test_images": 8,
+            "production_f1": 0.7,
+        },
+    ]
+
+
+def test_the_evaluation_set_digest_is_the_sha256_of_the_sorted_canonical_lines() -> None:
+    # Given an object localization line (keys out of order, validation errors, a non-object
+    # metadata value), a blank line, and an image-level line
+    boxes = {
+        "source-ref": "s3://b/2.png",
+        "bounding-box-metadata": {
+            "class-map": {"0": "cat"},
+            "type": "groundtruth/object-detection",
+            "creation-date": "2026-01-01",
+        },
+        "bounding-box": {"image_size": [{"width": 4, "height": 4}], "annotations": [{"class_id": 0}]},
+        "errors": [{"code": "ERROR_X"}],
+        "note-metadata": "kept out",
+    }
+    level = {"source-ref": "s3://b/1.png", "a": 1, "a-metadata": {"class-name": "dog", "confidence": 1}}
+    digest, count = evaluation_set_digest([json.dumps(boxes), "  ", json.dumps(level)])
+    # Then the digest covers the images and labels only, one canonical line each, in sorted order
+    canonical = (
+        '{"a": 1, "a-metadata": {"class-name": "dog"}, "source-ref": "s3://b/1.png"}\n'
+        '{"bounding-box": {"annotations": [{"class_id": 0}], "image_size": [{"height": 4, "width": 4}]}, '
+        '"bounding-box-metadata": {"class-map": {"0": "cat"}}, "source-ref": "s3://b/2.png"}'
+    )
+    assert (digest, count) == (hashlib.sha256(canonical.encode()).hexdigest(), 2)

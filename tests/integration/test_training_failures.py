@@ -10,18 +10,13 @@ far longer than the budget (its simulated durations raised for the test).
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from lambdas.common.constants import EVENT_TRAINING_FAILED
-from lambdas.common.settings import ProjectSettings
-from lambdas.training import naming
-from lambdas.training.rekognition import TrainingRekognition
-from lambdas.training.trigger import TriggerRequest, execution_input
-from tests.integration.test_training_flows import Harness, _execution
+from tests.integration.test_training_flows import Harness, _execution, run_with_budget
 from tests.integration.test_training_flows import harness as harness  # the module's own stack
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("training-flows")]
@@ -41,31 +36,6 @@ def slow_engine(harness: Harness) -> Iterator[Any]:
     yield slower
     engine.config = original
     harness.engine.faults.clear()
-
-
-def run_with_budget(harness: Harness, project: str, **settings: Any) -> Any:
-    """Starts the workflow the trigger would start, with `settings` overriding its polling budget."""
-    rekognition = TrainingRekognition(harness.rekognition)
-    info = rekognition.describe_project(project)
-    assert info is not None
-    datasets = {kind: rekognition.describe_dataset(kind, arn) for kind, arn in info.datasets.items()}
-    token = naming.execution_name(project)
-    payload = execution_input(
-        project=info,
-        datasets=datasets,
-        settings=ProjectSettings(),
-        version_name=naming.version_name(project),
-        lock_token=token,
-        request=TriggerRequest(project, force=True, source="test"),
-        reason="test",
-    )
-    payload["settings"].update(settings)
-    (machine,) = [
-        arn for lid, arn in harness.runtime.state_machines.items() if lid.startswith("TrainingStateMachine")
-    ]
-    sfn = harness.runtime.client("stepfunctions")
-    arn = sfn.start_execution(stateMachineArn=machine, name=token, input=json.dumps(payload))["executionArn"]
-    return harness.wait(arn)
 
 
 def failed_error(harness: Harness, project: str) -> str:

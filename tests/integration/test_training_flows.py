@@ -452,10 +452,8 @@ def test_moderation_adapters_are_trained_with_their_feature_config(harness: Harn
     assert result.output["outcome"] in ("PROMOTED", "REJECTED")
 
 
-def test_a_training_that_outlasts_its_polling_budget_fails_as_a_timeout(harness: Harness) -> None:
-    # Given the workflow input the trigger builds, with a budget of one immediate status check
-    project = "tr-timeout"
-    harness.create_project(project)
+def run_with_budget(harness: Harness, project: str, **settings: Any) -> Any:
+    """Starts the workflow the trigger would start, with `settings` overriding its polling budget."""
     rekognition = TrainingRekognition(harness.rekognition)
     info = rekognition.describe_project(project)
     assert info is not None
@@ -470,14 +468,21 @@ def test_a_training_that_outlasts_its_polling_budget_fails_as_a_timeout(harness:
         request=TriggerRequest(project, force=True, source="test"),
         reason="test",
     )
-    payload["settings"].update(poll_seconds=0, max_polls=1)
+    payload["settings"].update(settings)
     (machine,) = [
         arn for lid, arn in harness.runtime.state_machines.items() if lid.startswith("TrainingStateMachine")
     ]
     sfn = harness.runtime.client("stepfunctions")
-    # When it runs (the engine trains for longer than one check)
     arn = sfn.start_execution(stateMachineArn=machine, name=token, input=json.dumps(payload))["executionArn"]
-    result = harness.wait(arn)
+    return harness.wait(arn)
+
+
+def test_a_training_that_outlasts_its_polling_budget_fails_as_a_timeout(harness: Harness) -> None:
+    # Given a project whose training outlasts its polling budget
+    project = "tr-timeout"
+    harness.create_project(project)
+    # When it runs with a budget of one immediate status check (the engine trains for longer)
+    result = run_with_budget(harness, project, poll_seconds=0, max_polls=1)
     # Then the bounded loop ends in a notified failure naming the budget and the last status
     assert result.status == "FAILED"
     assert (

@@ -1,8 +1,9 @@
-"""The engine: state, lazy asynchronous transitions, persistence, S3 access and operation dispatch.
+"""The engine: state, lookups, persistence, S3 access and background work.
 
 Every operation runs under one re-entrant lock (the state is small; requests are short), except
 the detection operations, which take the lock only to look the model up and run inference
-outside it. Training runs in worker threads and reports back under the lock.
+outside it. Training runs in worker threads and reports back under the lock. Dispatch lives in
+`autopilot.engine.operations`, lazy transitions in `autopilot.engine.transitions`.
 """
 
 from __future__ import annotations
@@ -11,53 +12,26 @@ import logging
 import os
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import boto3
 from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
 
 from autopilot.engine import errors
 from autopilot.engine.arns import parse_dataset, parse_project, parse_version
 from autopilot.engine.clock import Clock
 from autopilot.engine.config import EngineConfig
-from autopilot.engine.faults import ERROR_STATUS, FaultInjector
+from autopilot.engine.faults import FaultInjector
 from autopilot.engine.learning.training import TrainedModel
 from autopilot.engine.state import Dataset, Project, Version
 from autopilot.engine.store import Store
-from autopilot.engine.validation import validate_input
 
 LOG = logging.getLogger("autopilot.engine")
-
-Handler = Callable[["Engine", dict[str, Any], str], dict[str, Any]]
-
-
-@dataclass(frozen=True)
-class Registration:
-    handler: Handler
-    locked: bool  # runs under the engine lock (detection takes it only briefly, itself)
-    mutates: bool  # changes state (read-only operations do not rewrite the persisted state)
-
-
-_REGISTRY: dict[str, Registration] = {}
-
-
-def operation(name: str, locked: bool = True, mutates: bool = True) -> Callable[[Handler], Handler]:
-    def register(func: Handler) -> Handler:
-        _REGISTRY[name] = Registration(func, locked, mutates)
-        return func
-
-    return register
-
-
-def _ensure_operations_loaded() -> None:
-    # The operation modules register themselves on import.
-    from autopilot.engine import datasets, detection, projects, versions  # noqa: F401
 
 
 class Engine:
     def __init__(self, config: EngineConfig | None = None, clock: Clock | None = None) -> None:
-        _ensure_operations_loaded()
         self.config = config or EngineConfig()
         self.clock = clock or Clock()
         self.lock = threading.RLock()
@@ -108,32 +82,18 @@ class Engine:
     def put_object(self, bucket: str, key: str, body: bytes, content_type: str = "application/json") -> None:
         self.s3().put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type)
 
-    # ------------------------------------------------------------------ dispatch
-    def handle(self, operation_name: str, body: Any, region: str) -> dict[str, Any]:
-        registration = _REGISTRY.get(operation_name)
-        if registration is None:
-            raise errors.unknown_operation(operation_name)
-        project = _project_hint(body)
-        fault = self.faults.take("throttle", operation_name, project)
-        if fault is not None:
-            raise errors.throttling(fault.message or "Rate exceeded", self.config.throttling_status)
-        fault = self.faults.take("error", operation_name, project)
-        if fault is not None:
-            status = ERROR_STATUS.get(fault.code, 400)
-            if fault.code == "ThrottlingException":
-                status = self.config.throttling_status
-            raise errors.EngineError(
-                fault.code, fault.message or f"Injected {fault.code} for {operation_name}.", status
+    def read_s3_object(self, s3_object: dict[str, Any], detail: bool) -> bytes:
+        """The object an `S3Object` member names, or the service's InvalidS3ObjectException
+        (with the engine's finding appended when `detail`)."""
+        try:
+            return self.get_object(s3_object["Bucket"], s3_object["Name"], s3_object.get("Version"))
+        except (ClientError, BotoCoreError) as exc:
+            message = (
+                "Unable to get object metadata from S3. Check object key, region and/or access permissions."
             )
-        params = validate_input(operation_name, body)
-        if not registration.locked:
-            return registration.handler(self, params, region)
-        with self.lock:
-            changed = self.refresh()
-            result = registration.handler(self, params, region)
-            if changed or registration.mutates:
-                self.save()
-            return result
+            if detail:
+                message += f" (s3://{s3_object['Bucket']}/{s3_object['Name']}: {exc})"
+            raise errors.invalid_s3_object(message) from exc
 
     # ------------------------------------------------------------------ lookups
     def project_by_arn(self, arn: str) -> Project:
@@ -141,6 +101,13 @@ class Engine:
         project = self.projects.get((region, name))
         if project is None or project.arn != arn or self._account(arn) != self.config.account_id:
             raise errors.not_found(f"The project {arn} does not exist.")
+        return project
+
+    def open_project(self, arn: str) -> Project:
+        """A project that takes new datasets and versions (CREATED), or InvalidParameterException."""
+        project = self.project_by_arn(arn)
+        if project.status != "CREATED":
+            raise errors.invalid_parameter(f"The project {project.name} is {project.status}.")
         return project
 
     def dataset_by_arn(self, arn: str) -> Dataset:
@@ -171,31 +138,6 @@ class Engine:
     @staticmethod
     def _account(arn: str) -> str:
         return arn.split(":")[4]
-
-    # ------------------------------------------------------------------ lazy transitions
-    def refresh(self) -> bool:
-        """Applies every due transition; tells whether anything changed."""
-        from autopilot.engine.datasets import apply_pending
-        from autopilot.engine.versions import apply_transitions
-
-        now = self.now()
-        changed = False
-        for key, project in list(self.projects.items()):
-            if project.delete_due is not None and now >= project.delete_due:
-                del self.projects[key]
-                changed = True
-                continue
-            for dataset_type, dataset in list(project.datasets.items()):
-                if dataset.delete_due is not None and now >= dataset.delete_due:
-                    del project.datasets[dataset_type]
-                    changed = True
-                    continue
-                if dataset.pending is not None and now >= dataset.pending.due:
-                    apply_pending(dataset, now)
-                    changed = True
-            for version in list(project.versions.values()):
-                changed = apply_transitions(self, project, version, now) or changed
-        return changed
 
     # ------------------------------------------------------------------ background work
     def run_in_background(self, name: str, target: Callable[[], None]) -> None:
@@ -248,21 +190,3 @@ class Engine:
                         "Training was interrupted because the engine stopped before it ended."
                     )
             self.projects[(project.region, project.name)] = project
-
-
-def _project_hint(body: Any) -> str | None:
-    """The project a request is about (for faults restricted to one project)."""
-    if not isinstance(body, dict):
-        return None
-    if isinstance(body.get("ProjectName"), str):
-        return str(body["ProjectName"])
-    for key in ("ProjectArn", "DatasetArn", "ProjectVersionArn", "ProjectVersion"):
-        value = body.get(key)
-        if isinstance(value, str) and ":project/" in value:
-            return value.split(":project/", 1)[1].split("/", 1)[0]
-    datasets = body.get("Datasets")
-    if isinstance(datasets, list) and datasets and isinstance(datasets[0], dict):
-        value = datasets[0].get("Arn")
-        if isinstance(value, str) and ":project/" in value:
-            return value.split(":project/", 1)[1].split("/", 1)[0]
-    return None

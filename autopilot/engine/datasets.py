@@ -7,24 +7,19 @@ import random
 from collections import Counter
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
-
 from autopilot.engine import errors
 from autopilot.engine.arns import dataset_arn
-from autopilot.engine.backend import Engine, operation
+from autopilot.engine.backend import Engine
 from autopilot.engine.clock import epoch_ms
 from autopilot.engine.manifests import Entry, ManifestLineError, parse_manifest
-from autopilot.engine.pagination import page
+from autopilot.engine.pagination import paged_response
+from autopilot.engine.registry import operation
 from autopilot.engine.state import Dataset, PendingDatasetChange
 
 MAX_ENTRIES = 250_000
 MAX_LABELS = 250
 DISTRIBUTE_FRACTION = 0.2
 IN_PROGRESS = ("CREATE_IN_PROGRESS", "UPDATE_IN_PROGRESS", "DELETE_IN_PROGRESS")
-
-CREATED_MESSAGE = "The dataset was successfully created."
-UPDATED_MESSAGE = "The dataset was successfully updated."
-
 
 UNSUPPORTED_FORMAT = "ERROR_MANIFEST_INACCESSIBLE_OR_UNSUPPORTED_FORMAT"
 TOO_MANY_IN_ERROR = "ERROR_TOO_MANY_RECORDS_IN_ERROR: The manifest file has too many terminal errors."
@@ -63,29 +58,6 @@ def content_failure(
     return None
 
 
-def apply_pending(dataset: Dataset, now: float) -> None:
-    """Completes a dataset's pending create/update (called lazily once it is due)."""
-    pending = dataset.pending
-    assert pending is not None
-    dataset.pending = None
-    dataset.updated = now
-    prefix = pending.kind  # CREATE or UPDATE
-    if pending.failure_code is not None:
-        dataset.status = f"{prefix}_FAILED"
-        dataset.status_code = pending.failure_code
-        dataset.status_message = pending.failure_message or "The dataset change failed."
-        return
-    if pending.replace_all:
-        dataset.entries = {e.source_ref: e for e in pending.entries}
-    else:
-        for entry in pending.entries:
-            dataset.entries[entry.source_ref] = entry
-    dataset.status = f"{prefix}_COMPLETE"
-    dataset.status_code = "SUCCESS"
-    message = CREATED_MESSAGE if prefix == "CREATE" else UPDATED_MESSAGE
-    dataset.status_message = f"{message} {pending.note}" if pending.note else message
-
-
 def _check_limits(existing: dict[str, Entry], incoming: list[Entry]) -> str | None:
     refs = set(existing) | {e.source_ref for e in incoming}
     if len(refs) > MAX_ENTRIES:
@@ -98,11 +70,25 @@ def _check_limits(existing: dict[str, Entry], incoming: list[Entry]) -> str | No
     return None
 
 
+def _pending(
+    engine: Engine, kind: str, entries: list[Entry], failure: tuple[str, str] | None
+) -> PendingDatasetChange:
+    """A create or update that completes (or fails with `failure`: code, message) once due."""
+    seconds = (
+        engine.config.dataset_create_seconds if kind == "CREATE" else engine.config.dataset_update_seconds
+    )
+    return PendingDatasetChange(
+        kind=kind,
+        due=engine.due(seconds),
+        entries=entries,
+        failure_code=failure[0] if failure else None,
+        failure_message=failure[1] if failure else None,
+    )
+
+
 @operation("CreateDataset")
 def create_dataset(engine: Engine, params: dict[str, Any], region: str) -> dict[str, Any]:
-    project = engine.project_by_arn(params["ProjectArn"])
-    if project.status != "CREATED":
-        raise errors.invalid_parameter(f"The project {project.name} is {project.status}.")
+    project = engine.open_project(params["ProjectArn"])
     dataset_type = params["DatasetType"]
     if dataset_type in project.datasets:
         raise errors.already_exists(f"The project {project.name} already has a {dataset_type} dataset.")
@@ -119,13 +105,7 @@ def create_dataset(engine: Engine, params: dict[str, Any], region: str) -> dict[
         s3_object = manifest.get("S3Object")
         if not s3_object or "Bucket" not in s3_object or "Name" not in s3_object:
             raise errors.invalid_parameter("GroundTruthManifest.S3Object needs a Bucket and a Name.")
-        try:
-            blob = engine.get_object(s3_object["Bucket"], s3_object["Name"], s3_object.get("Version"))
-        except (ClientError, BotoCoreError) as exc:
-            raise errors.invalid_s3_object(
-                "Unable to get object metadata from S3. Check object key, region and/or access permissions. "
-                f"(s3://{s3_object['Bucket']}/{s3_object['Name']}: {exc})"
-            ) from exc
+        blob = engine.read_s3_object(s3_object, detail=True)
         entries, failures = screen_changes(blob)
         failure = content_failure(entries, failures, engine.config.content_error_fraction)
     elif source_arn is not None:
@@ -155,13 +135,7 @@ def create_dataset(engine: Engine, params: dict[str, Any], region: str) -> dict[
         status_code="SUCCESS",
         tags=dict(params.get("Tags") or {}),
     )
-    dataset.pending = PendingDatasetChange(
-        kind="CREATE",
-        due=engine.due(engine.config.dataset_create_seconds),
-        entries=entries,
-        failure_code=failure[0] if failure else None,
-        failure_message=failure[1] if failure else None,
-    )
+    dataset.pending = _pending(engine, "CREATE", entries, failure)
     project.datasets[dataset_type] = dataset
     return {"DatasetArn": dataset.arn}
 
@@ -240,13 +214,7 @@ def update_dataset_entries(engine: Engine, params: dict[str, Any], region: str) 
     dataset.status_message = "The dataset is being updated."
     dataset.status_code = "SUCCESS"
     dataset.updated = engine.now()
-    dataset.pending = PendingDatasetChange(
-        kind="UPDATE",
-        due=engine.due(engine.config.dataset_update_seconds),
-        entries=entries,
-        failure_code=failure[0] if failure else None,
-        failure_message=failure[1] if failure else None,
-    )
+    dataset.pending = _pending(engine, "UPDATE", entries, failure)
     return {}
 
 
@@ -349,11 +317,7 @@ def list_dataset_entries(engine: Engine, params: dict[str, Any], region: str) ->
         and (has_errors is None or e.has_errors == has_errors)
     ]
     context = ["ListDatasetEntries", dataset.arn, wanted, labeled, contains, has_errors]
-    chunk, token = page(selected, params, context)
-    result: dict[str, Any] = {"DatasetEntries": [e.json_line() for e in chunk]}
-    if token:
-        result["NextToken"] = token
-    return result
+    return paged_response(selected, params, context, "DatasetEntries", Entry.json_line)
 
 
 @operation("ListDatasetLabels", mutates=False)
@@ -366,16 +330,10 @@ def list_dataset_labels(engine: Engine, params: dict[str, Any], region: str) -> 
         entry_counts.update(entry.labels)
         box_counts.update(box.label for box in entry.boxes)
     labels = sorted(entry_counts)
-    chunk, token = page(labels, params, ["ListDatasetLabels", dataset.arn])
-    result: dict[str, Any] = {
-        "DatasetLabelDescriptions": [
-            {
-                "LabelName": label,
-                "LabelStats": {"EntryCount": entry_counts[label], "BoundingBoxCount": box_counts[label]},
-            }
-            for label in chunk
-        ]
-    }
-    if token:
-        result["NextToken"] = token
-    return result
+
+    def render(label: str) -> dict[str, Any]:
+        stats = {"EntryCount": entry_counts[label], "BoundingBoxCount": box_counts[label]}
+        return {"LabelName": label, "LabelStats": stats}
+
+    context = ["ListDatasetLabels", dataset.arn]
+    return paged_response(labels, params, context, "DatasetLabelDescriptions", render)

@@ -5,13 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from botocore.exceptions import BotoCoreError, ClientError
 
 from autopilot.engine import errors
-from autopilot.engine.backend import Engine, operation
+from autopilot.engine.backend import Engine
 from autopilot.engine.images import decode_for_detection
 from autopilot.engine.learning.training import Prediction, TrainedModel
 from autopilot.engine.projects import CONTENT_MODERATION, CUSTOM_LABELS
+from autopilot.engine.registry import operation
+from autopilot.engine.transitions import refresh
 
 MODERATION_MODEL_VERSION = "7.0"
 DEFAULT_MODERATION_CONFIDENCE = 50.0
@@ -27,18 +28,13 @@ def _image(engine: Engine, image: dict[str, Any]) -> np.ndarray:
     assert s3_object is not None
     if "Bucket" not in s3_object or "Name" not in s3_object:
         raise errors.invalid_parameter("Image.S3Object needs a Bucket and a Name.")
-    try:
-        blob = engine.get_object(s3_object["Bucket"], s3_object["Name"], s3_object.get("Version"))
-    except (ClientError, BotoCoreError) as exc:
-        raise errors.invalid_s3_object(
-            "Unable to get object metadata from S3. Check object key, region and/or access permissions."
-        ) from exc
+    blob = engine.read_s3_object(s3_object, detail=False)
     return decode_for_detection(blob, inline=False)
 
 
 def _model(engine: Engine, arn: str, feature: str) -> TrainedModel:
     with engine.lock:
-        engine.refresh()
+        refresh(engine)
         _, version = engine.version_by_arn(arn)
         if version.feature != feature:
             if feature == CUSTOM_LABELS:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 
 class EngineError(Exception):
     """An error answered to the client as ``{"__type": code, "Message": message}``."""
@@ -16,44 +18,26 @@ class EngineError(Exception):
         return {"__type": self.code, "Message": self.message}
 
 
-def invalid_parameter(message: str) -> EngineError:
-    return EngineError("InvalidParameterException", message)
+def _client_error(code: str) -> Callable[[str], EngineError]:
+    """A factory of the HTTP 400 error `code`."""
+
+    def make(message: str) -> EngineError:
+        return EngineError(code, message)
+
+    make.__name__ = code
+    return make
 
 
-def validation(message: str) -> EngineError:
-    return EngineError("ValidationException", message)
-
-
-def not_found(message: str) -> EngineError:
-    return EngineError("ResourceNotFoundException", message)
-
-
-def in_use(message: str) -> EngineError:
-    return EngineError("ResourceInUseException", message)
-
-
-def not_ready(message: str) -> EngineError:
-    return EngineError("ResourceNotReadyException", message)
-
-
-def already_exists(message: str) -> EngineError:
-    return EngineError("ResourceAlreadyExistsException", message)
-
-
-def limit_exceeded(message: str) -> EngineError:
-    return EngineError("LimitExceededException", message)
-
-
-def invalid_s3_object(message: str) -> EngineError:
-    return EngineError("InvalidS3ObjectException", message)
-
-
-def invalid_image_format(message: str) -> EngineError:
-    return EngineError("InvalidImageFormatException", message)
-
-
-def image_too_large(message: str) -> EngineError:
-    return EngineError("ImageTooLargeException", message)
+invalid_parameter = _client_error("InvalidParameterException")
+validation = _client_error("ValidationException")
+not_found = _client_error("ResourceNotFoundException")
+in_use = _client_error("ResourceInUseException")
+not_ready = _client_error("ResourceNotReadyException")
+already_exists = _client_error("ResourceAlreadyExistsException")
+limit_exceeded = _client_error("LimitExceededException")
+invalid_s3_object = _client_error("InvalidS3ObjectException")
+invalid_image_format = _client_error("InvalidImageFormatException")
+image_too_large = _client_error("ImageTooLargeException")
 
 
 def invalid_pagination_token(message: str = "The NextToken is invalid or expired.") -> EngineError:

@@ -6,7 +6,7 @@ import base64
 import binascii
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from autopilot.engine import errors
@@ -38,3 +38,14 @@ def page(items: Sequence[T], params: dict[str, Any], context: Any) -> tuple[list
     if end >= len(items):
         return chunk, None
     return chunk, base64.urlsafe_b64encode(json.dumps({"o": end, "f": fingerprint}).encode()).decode()
+
+
+def paged_response(
+    items: Sequence[T], params: dict[str, Any], context: Any, member: str, render: Callable[[T], Any]
+) -> dict[str, Any]:
+    """A list operation's response: one page of ``items`` rendered under ``member``, and NextToken."""
+    chunk, token = page(items, params, context)
+    result: dict[str, Any] = {member: [render(item) for item in chunk]}
+    if token:
+        result["NextToken"] = token
+    return result

@@ -6,9 +6,10 @@ from typing import Any
 
 from autopilot.engine import errors
 from autopilot.engine.arns import project_arn
-from autopilot.engine.backend import Engine, operation
+from autopilot.engine.backend import Engine
 from autopilot.engine.clock import epoch_ms
-from autopilot.engine.pagination import page
+from autopilot.engine.pagination import paged_response
+from autopilot.engine.registry import operation
 from autopilot.engine.state import Project
 
 CUSTOM_LABELS = "CUSTOM_LABELS"
@@ -83,11 +84,8 @@ def describe_projects(engine: Engine, params: dict[str, Any], region: str) -> di
         reverse=True,
     )
     selected = [p for p in projects if p.feature in features and (names is None or p.name in names)]
-    chunk, token = page(selected, params, ["DescribeProjects", region, names, features])
-    result: dict[str, Any] = {"ProjectDescriptions": [describe(p) for p in chunk]}
-    if token:
-        result["NextToken"] = token
-    return result
+    context = ["DescribeProjects", region, names, features]
+    return paged_response(selected, params, context, "ProjectDescriptions", describe)
 
 
 @operation("DeleteProject")

@@ -17,6 +17,7 @@ from autopilot.engine import errors
 from autopilot.engine.backend import Engine
 from autopilot.engine.config import EngineConfig
 from autopilot.engine.faults import FaultInjector
+from autopilot.engine.operations import handle
 
 LOG = logging.getLogger("autopilot.engine.server")
 
@@ -62,8 +63,8 @@ class EngineApp:
                     "SerializationException", f"The request body is not JSON: {exc}"
                 ) from exc
             operation = target[len(TARGET_PREFIX) :]
-            result = self.engine.handle(
-                operation, body, region_of(request, self.engine.config.default_region)
+            result = handle(
+                self.engine, operation, body, region_of(request, self.engine.config.default_region)
             )
             return self._json(200, result, request_id)
         except errors.EngineError as exc:

@@ -14,7 +14,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from autopilot.engine import errors
 from autopilot.engine.arns import version_arn
-from autopilot.engine.backend import Engine, operation
+from autopilot.engine.backend import Engine
 from autopilot.engine.clock import epoch_ms
 from autopilot.engine.learning.snapshot import snapshot_blob
 from autopilot.engine.learning.training import (
@@ -25,8 +25,9 @@ from autopilot.engine.learning.training import (
     train,
 )
 from autopilot.engine.manifests import Entry, parse_manifest
-from autopilot.engine.pagination import page
+from autopilot.engine.pagination import paged_response
 from autopilot.engine.projects import CONTENT_MODERATION, CUSTOM_LABELS
+from autopilot.engine.registry import operation
 from autopilot.engine.state import Project, Version
 
 LOG = logging.getLogger("autopilot.engine.training")
@@ -34,46 +35,6 @@ LOG = logging.getLogger("autopilot.engine.training")
 BUSY = ("TRAINING_IN_PROGRESS", "STARTING", "RUNNING", "STOPPING", "DELETING")
 BASE_MODERATION_MODEL = "7.0"
 AUTO_SPLIT_FRACTION = 0.2
-
-
-def apply_transitions(engine: Engine, project: Project, version: Version, now: float) -> bool:
-    """Completes due asynchronous transitions of one version (called lazily under the lock)."""
-    changed = False
-    if (
-        version.status == "TRAINING_IN_PROGRESS"
-        and version.train_outcome is not None
-        and now >= version.train_due
-    ):
-        changed = True
-        finished = max(version.train_due, version.training_end or now)
-        version.training_end = finished
-        if version.train_outcome == "ok":
-            version.status = "TRAINING_COMPLETED"
-            version.status_message = "The model is ready to run."
-            scale = engine.config.time_scale
-            elapsed = finished - version.training_started
-            version.billable_seconds = round(elapsed / scale) if scale > 0 else round(elapsed)
-        else:
-            version.status = "TRAINING_FAILED"
-            version.status_message = version.train_failure or "Training failed."
-            version.f1 = None
-            version.summary = None
-    if version.transition_target is not None and now >= version.transition_due:
-        changed = True
-        target = version.transition_target
-        version.transition_target = None
-        if target == "DELETED":
-            project.versions.pop(version.name, None)
-            engine.forget_model(version.arn)
-            return changed
-        version.status = target
-        version.status_message = version.transition_message or {
-            "RUNNING": "The model is running.",
-            "STOPPED": "The model is stopped.",
-            "FAILED": "The model failed to start.",
-        }.get(target, target)
-        version.transition_message = None
-    return changed
 
 
 def _s3_uri_asset(bucket: str, key: str) -> dict[str, Any]:
@@ -89,9 +50,7 @@ def _output_key(version: Version, name: str) -> str:
 
 @operation("CreateProjectVersion")
 def create_project_version(engine: Engine, params: dict[str, Any], region: str) -> dict[str, Any]:
-    project = engine.project_by_arn(params["ProjectArn"])
-    if project.status != "CREATED":
-        raise errors.invalid_parameter(f"The project {project.name} is {project.status}.")
+    project = engine.open_project(params["ProjectArn"])
     name = params["VersionName"]
     if name in project.versions:
         raise errors.in_use(f"The project {project.name} already has a version named {name}.")
@@ -465,11 +424,8 @@ def describe_project_versions(engine: Engine, params: dict[str, Any], region: st
     names = params.get("VersionNames")
     versions = sorted(project.versions.values(), key=lambda v: v.created, reverse=True)
     selected = [v for v in versions if names is None or v.name in names]
-    chunk, token = page(selected, params, ["DescribeProjectVersions", project.arn, names])
-    result: dict[str, Any] = {"ProjectVersionDescriptions": [describe(v) for v in chunk]}
-    if token:
-        result["NextToken"] = token
-    return result
+    context = ["DescribeProjectVersions", project.arn, names]
+    return paged_response(selected, params, context, "ProjectVersionDescriptions", describe)
 
 
 @operation("DeleteProjectVersion")

@@ -8,6 +8,7 @@ from typing import Any
 from autopilot.engine.arns import version_arn
 from autopilot.engine.backend import Engine
 from autopilot.engine.config import EngineConfig
+from autopilot.engine.operations import handle
 from autopilot.engine.state import Version
 from autopilot.engine.testing import running_engine
 from tests.engine.conftest import BUCKET, FAST, make_project_with_datasets, train_version, wait_version
@@ -49,7 +50,7 @@ def test_state_and_models_survive_a_restart(s3: Any, tmp_path: Path) -> None:
 def test_interrupted_training_fails_after_restart(tmp_path: Path) -> None:
     # Given a saved state in which a training was still computing when the engine stopped
     engine = Engine(EngineConfig(time_scale=FAST, data_dir=tmp_path))
-    project_arn = engine.handle("CreateProject", {"ProjectName": "cut"}, "us-east-1")["ProjectArn"]
+    project_arn = handle(engine, "CreateProject", {"ProjectName": "cut"}, "us-east-1")["ProjectArn"]
     project = engine.project_by_arn(project_arn)
     project.versions["v1"] = Version(
         arn=version_arn(project_arn, "v1", 1),
@@ -65,7 +66,7 @@ def test_interrupted_training_fails_after_restart(tmp_path: Path) -> None:
     engine.save()
     # When a new engine loads that state
     restarted = Engine(EngineConfig(time_scale=FAST, data_dir=tmp_path))
-    described = restarted.handle("DescribeProjectVersions", {"ProjectArn": project_arn}, "us-east-1")
+    described = handle(restarted, "DescribeProjectVersions", {"ProjectArn": project_arn}, "us-east-1")
     # Then the version reports a failed training instead of training forever
     version = described["ProjectVersionDescriptions"][0]
     assert version["Status"] == "TRAINING_FAILED"

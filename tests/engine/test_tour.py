@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from autopilot.engine.backend import _REGISTRY, _ensure_operations_loaded
+from autopilot.engine.operations import OPERATIONS as SERVED
 from autopilot.engine.testing import RunningEngine
 from tests.engine.conftest import BUCKET, upload_colour_set, wait_dataset, wait_version
 from tests.engine.imaging import colour_image
@@ -41,8 +41,7 @@ OPERATIONS = {
 
 
 def test_every_operation_is_served() -> None:
-    _ensure_operations_loaded()
-    assert set(_REGISTRY) == OPERATIONS
+    assert set(SERVED) == OPERATIONS
 
 
 def test_tour_of_every_operation(running: RunningEngine, s3: Any) -> None:

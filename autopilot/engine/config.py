@@ -41,6 +41,13 @@ class EngineConfig:
     # DeleteProject refused while datasets remain (Developer Guide, "Deleting a project (SDK)");
     # the API reference only requires the models to be deleted first.
     delete_project_requires_no_datasets: bool = True
+    # CreateDataset on CONTENT_MODERATION projects (and so adapters trained from datasets): the
+    # adapter pages document manifests (TrainingData/TestingData) for SDK training but do not say
+    # that dataset operations are refused. False refuses them.
+    adapter_datasets: bool = True
+    # Simulated Amazon A2I (DetectModerationLabels with HumanLoopConfig): a human loop starts when
+    # an unsafe label's confidence lies in [low, high).
+    human_loop_band: tuple[float, float] = (50.0, 90.0)
 
     def scaled(self, seconds: float) -> float:
         return max(0.0, seconds * self.time_scale)

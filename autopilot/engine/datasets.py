@@ -12,6 +12,7 @@ from autopilot.engine.arns import dataset_arn
 from autopilot.engine.backend import Engine
 from autopilot.engine.clock import epoch_ms
 from autopilot.engine.manifests import Entry, ManifestLineError, parse_manifest
+from autopilot.engine.moderation import CONTENT_MODERATION
 from autopilot.engine.pagination import paged_response
 from autopilot.engine.registry import operation
 from autopilot.engine.state import Dataset, PendingDatasetChange
@@ -89,6 +90,11 @@ def _pending(
 @operation("CreateDataset")
 def create_dataset(engine: Engine, params: dict[str, Any], region: str) -> dict[str, Any]:
     project = engine.open_project(params["ProjectArn"])
+    if project.feature == CONTENT_MODERATION and not engine.config.adapter_datasets:
+        raise errors.invalid_parameter(
+            f"The project {project.name} is a CONTENT_MODERATION project: adapters train from manifests "
+            "given as CreateProjectVersion TrainingData and TestingData, not from datasets."
+        )
     dataset_type = params["DatasetType"]
     if dataset_type in project.datasets:
         raise errors.already_exists(f"The project {project.name} already has a {dataset_type} dataset.")

@@ -6,15 +6,14 @@ from typing import Any
 
 import numpy as np
 
-from autopilot.engine import errors
+from autopilot.engine import adapters, errors
 from autopilot.engine.backend import Engine
 from autopilot.engine.images import decode_for_detection
 from autopilot.engine.learning.training import Prediction, TrainedModel
-from autopilot.engine.projects import CONTENT_MODERATION, CUSTOM_LABELS
+from autopilot.engine.moderation import BASE_MODEL_VERSION, CONTENT_MODERATION, CUSTOM_LABELS, placement
 from autopilot.engine.registry import operation
 from autopilot.engine.transitions import refresh
 
-MODERATION_MODEL_VERSION = "7.0"
 DEFAULT_MODERATION_CONFIDENCE = 50.0
 
 
@@ -102,18 +101,31 @@ def detect_moderation_labels(engine: Engine, params: dict[str, Any], region: str
             "only with ProjectVersion set to the ARN of an adapter trained here "
             "(a CONTENT_MODERATION project)."
         )
-    if params.get("HumanLoopConfig") is not None:
-        raise errors.invalid_parameter("HumanLoopConfig (Amazon A2I human review) is not available offline.")
     model = _model(engine, arn, CONTENT_MODERATION)
     rgb = _image(engine, params["Image"])
     minimum = params.get("MinConfidence", DEFAULT_MODERATION_CONFIDENCE)
-    chosen = sorted((p for p in model.predict(rgb) if p.confidence >= minimum), key=lambda p: -p.confidence)
-    return {
-        "ModerationLabels": [
-            {"Confidence": p.confidence, "Name": p.label, "ParentName": "", "TaxonomyLevel": 1}
-            for p in chosen
-        ],
-        "ModerationModelVersion": MODERATION_MODEL_VERSION,
+    predictions = adapters.unsafe(model.predict(rgb))
+    chosen = sorted((p for p in predictions if p.confidence >= minimum), key=lambda p: -p.confidence)
+    labels = []
+    for prediction in chosen:
+        parent, level = placement(prediction.label)
+        labels.append(
+            {
+                "Confidence": prediction.confidence,
+                "Name": prediction.label,
+                "ParentName": parent,
+                "TaxonomyLevel": level,
+            }
+        )
+    result: dict[str, Any] = {
+        "ModerationLabels": labels,
+        "ModerationModelVersion": BASE_MODEL_VERSION,
         "ProjectVersion": arn,
         "ContentTypes": [],
     }
+    loop = params.get("HumanLoopConfig")
+    if loop is not None:
+        result["HumanLoopActivationOutput"] = adapters.human_loop_output(
+            loop, predictions, engine.config.human_loop_band, region, engine.config.account_id
+        )
+    return result

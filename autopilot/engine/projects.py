@@ -8,12 +8,10 @@ from autopilot.engine import errors
 from autopilot.engine.arns import project_arn
 from autopilot.engine.backend import Engine
 from autopilot.engine.clock import epoch_ms
+from autopilot.engine.moderation import CONTENT_MODERATION, CUSTOM_LABELS
 from autopilot.engine.pagination import paged_response
 from autopilot.engine.registry import operation
 from autopilot.engine.state import Project
-
-CUSTOM_LABELS = "CUSTOM_LABELS"
-CONTENT_MODERATION = "CONTENT_MODERATION"
 
 
 @operation("CreateProject")

@@ -3,49 +3,33 @@ DeleteProjectVersion, StartProjectVersion, StopProjectVersion."""
 
 from __future__ import annotations
 
-import json
 import logging
 import random
 import time
-from datetime import UTC, datetime
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from autopilot.engine import errors
+from autopilot.engine import adapters, errors
 from autopilot.engine.arns import version_arn
 from autopilot.engine.backend import Engine
 from autopilot.engine.clock import epoch_ms
-from autopilot.engine.learning.snapshot import snapshot_blob
 from autopilot.engine.learning.training import (
-    TOO_MANY_INVALID_ROWS,
     TooManyInvalidLines,
     TrainingFailure,
     TrainingReport,
     train,
 )
 from autopilot.engine.manifests import Entry, parse_manifest
+from autopilot.engine.moderation import BASE_MODEL_VERSION, CONTENT_MODERATION, CUSTOM_LABELS
+from autopilot.engine.outputs import write_outputs, write_validation
 from autopilot.engine.pagination import paged_response
-from autopilot.engine.projects import CONTENT_MODERATION, CUSTOM_LABELS
 from autopilot.engine.registry import operation
 from autopilot.engine.state import Project, Version
 
 LOG = logging.getLogger("autopilot.engine.training")
 
 BUSY = ("TRAINING_IN_PROGRESS", "STARTING", "RUNNING", "STOPPING", "DELETING")
-BASE_MODERATION_MODEL = "7.0"
-AUTO_SPLIT_FRACTION = 0.2
-
-
-def _s3_uri_asset(bucket: str, key: str) -> dict[str, Any]:
-    return {"GroundTruthManifest": {"S3Object": {"Bucket": bucket, "Name": key}}}
-
-
-def _output_key(version: Version, name: str) -> str:
-    prefix = version.output_config.get("S3KeyPrefix") or ""
-    if prefix and not prefix.endswith("/"):
-        prefix += "/"
-    return f"{prefix}{name}"
 
 
 @operation("CreateProjectVersion")
@@ -89,9 +73,14 @@ def create_project_version(engine: Engine, params: dict[str, Any], region: str) 
         test_entries = list(project.datasets["TEST"].entries.values())
     else:
         if not training_data or not training_data.get("Assets"):
+            kind = (
+                "adapter manifests: lines of source-ref and "
+                f'{adapters.GROUNDTRUTH}: {{"ModerationLabels": [{{"Name": ...}}]}}'
+                if project.feature == CONTENT_MODERATION
+                else "Ground Truth manifests"
+            )
             raise errors.invalid_parameter(
-                "The project has no datasets: give TrainingData.Assets (Ground Truth manifests) "
-                "or create datasets."
+                f"The project has no datasets: give TrainingData.Assets ({kind}) or create datasets."
             )
         if not testing_data or (not testing_data.get("Assets") and not testing_data.get("AutoCreate")):
             raise errors.invalid_parameter("Give TestingData.Assets or TestingData.AutoCreate=true.")
@@ -128,16 +117,7 @@ def create_project_version(engine: Engine, params: dict[str, Any], region: str) 
 
 def _read_assets(engine: Engine, assets: list[dict[str, Any]], what: str) -> list[Entry]:
     entries: dict[str, Entry] = {}
-    for asset in assets:
-        s3_object = (asset.get("GroundTruthManifest") or {}).get("S3Object") or {}
-        if "Bucket" not in s3_object or "Name" not in s3_object:
-            raise TrainingFailure(f"{what} asset has no GroundTruthManifest.S3Object.")
-        try:
-            blob = engine.get_object(s3_object["Bucket"], s3_object["Name"], s3_object.get("Version"))
-        except (ClientError, BotoCoreError) as exc:
-            raise TrainingFailure(
-                f"The {what} manifest s3://{s3_object['Bucket']}/{s3_object['Name']} cannot be read: {exc}"
-            ) from exc
+    for _, blob in adapters.manifest_blobs(engine, assets, what):
         parsed, failures = parse_manifest(blob)
         if failures and len(failures) > 0.2 * (len(parsed) + len(failures)):
             raise TrainingFailure(
@@ -149,8 +129,21 @@ def _read_assets(engine: Engine, assets: list[dict[str, Any]], what: str) -> lis
     return list(entries.values())
 
 
-def _manifest_blob(entries: list[Entry]) -> bytes:
-    return ("\n".join(e.json_line() for e in entries) + "\n").encode()
+def _manifest_entries(engine: Engine, version: Version, adapter: bool) -> tuple[list[Entry], list[Entry]]:
+    """Training and testing entries from TrainingData and TestingData (Assets or AutoCreate)."""
+    read = adapters.read_adapter_manifests if adapter else _read_assets
+    training = version.training_data or {}
+    testing = version.testing_data or {}
+    train_entries = read(engine, training.get("Assets") or [], "training")
+    if not testing.get("AutoCreate"):
+        return train_entries, read(engine, testing.get("Assets") or [], "testing")
+    if adapter:
+        return adapters.auto_split(train_entries, engine.config.seed)
+    rng = random.Random(engine.config.seed)
+    shuffled = sorted(train_entries, key=lambda e: e.source_ref)
+    rng.shuffle(shuffled)
+    cut = max(1, round(len(shuffled) * adapters.AUTO_SPLIT_FRACTION))
+    return shuffled[cut:], shuffled[:cut]
 
 
 def _train_worker(
@@ -168,23 +161,17 @@ def _train_worker(
     try:
         if injected_failure is not None:
             raise TrainingFailure(injected_failure)
+        adapter = version.feature == CONTENT_MODERATION and version.training_data is not None
         if version.training_data is not None:
-            train_entries = _read_assets(engine, version.training_data.get("Assets") or [], "training")
-            testing = version.testing_data or {}
-            if testing.get("AutoCreate"):
-                rng = random.Random(engine.config.seed)
-                shuffled = sorted(train_entries, key=lambda e: e.source_ref)
-                rng.shuffle(shuffled)
-                cut = max(1, round(len(shuffled) * AUTO_SPLIT_FRACTION))
-                test_entries, train_entries = shuffled[:cut], shuffled[cut:]
-            else:
-                test_entries = _read_assets(engine, testing.get("Assets") or [], "testing")
+            train_entries, test_entries = _manifest_entries(engine, version, adapter)
         report = train(train_entries, test_entries, engine.get_object, seed=engine.config.seed)
-        outputs = _write_outputs(engine, project, version, report, train_entries, test_entries)
+        if adapter:
+            report = adapters.without_safe_class(report)
+        outputs = write_outputs(engine, project, version, report, train_entries, test_entries, adapter)
     except TooManyInvalidLines as exc:
         failure = str(exc)
         try:
-            outputs = _write_validation(
+            outputs = write_validation(
                 engine, project, version, train_entries, test_entries, exc.skipped, exc.failed
             )
         except (ClientError, BotoCoreError) as write_error:
@@ -221,150 +208,6 @@ def _train_worker(
         version.training_end = version.training_started + compute
         engine.save()
     LOG.info("training of %s ended (%s) after %.1f s", version.arn, version.train_outcome, compute)
-
-
-def _write_outputs(
-    engine: Engine,
-    project: Project,
-    version: Version,
-    report: TrainingReport,
-    train_entries: list[Entry],
-    test_entries: list[Entry],
-) -> dict[str, Any]:
-    bucket = version.output_config["S3Bucket"]
-    stem = f"{project.name}.{version.name}"
-    train_key = _output_key(version, f"{stem}/training.manifest")
-    test_key = _output_key(version, f"{stem}/testing.manifest")
-    engine.put_object(bucket, train_key, _manifest_blob(train_entries), "application/x-ndjson")
-    summary_key = _output_key(version, f"EvaluationSummary-{project.name}-{version.name}.json")
-    ended = datetime.now(UTC).isoformat(timespec="seconds")
-    # The testing snapshot carries the model's judged predictions ("Evaluation manifest snapshot").
-    engine.put_object(
-        bucket, test_key, snapshot_blob(test_entries, report.evaluations, ended), "application/x-ndjson"
-    )
-    aggregated: dict[str, Any] = {
-        "F1Score": round(report.f1, 6),
-        "Precision": _mean([m.precision for m in report.label_metrics if m.test_images]),
-        "Recall": _mean([m.recall for m in report.label_metrics if m.test_images]),
-    }
-    if report.confusion:
-        aggregated["ConfusionMatrix"] = report.confusion
-    if report.average_precision is not None:
-        aggregated["AveragePrecision"] = round(report.average_precision, 6)
-        aggregated["AverageRecall"] = round(report.average_recall or 0.0, 6)
-    summary = {
-        "Version": 1,
-        "AggregatedEvaluationResults": aggregated,
-        "EvaluationDetails": {
-            "EvaluationEndTimestamp": ended,
-            "Labels": [m.label for m in report.label_metrics],
-            "NumberOfTestingImages": report.testing_images,
-            "NumberOfTrainingImages": report.training_images,
-            "ProjectVersionArn": version.arn,
-        },
-        "LabelEvaluationResults": [
-            {
-                "Label": m.label,
-                "Metrics": {
-                    "F1Score": round(m.f1, 6),
-                    "Precision": round(m.precision, 6),
-                    "Recall": round(m.recall, 6),
-                    "Threshold": round(m.threshold, 6),
-                },
-                "NumberOfTestingImages": m.test_images,
-            }
-            for m in sorted(report.label_metrics, key=lambda m: (-m.f1, m.label))
-        ],
-    }
-    engine.put_object(bucket, summary_key, json.dumps(summary, indent=2).encode())
-    validation = _write_validation(engine, project, version, train_entries, test_entries, report.skipped, ())
-    return {
-        "summary": {"Bucket": bucket, "Name": summary_key},
-        "training_output": {"Assets": [_s3_uri_asset(bucket, train_key)]},
-        "testing_output": {"Assets": [_s3_uri_asset(bucket, test_key)]},
-        **validation,
-    }
-
-
-INVALID_IMAGE_MESSAGE = "The image is invalid. Check S3 path and/or image properties."
-
-
-def _error(reason: str) -> dict[str, str]:
-    """A skipped image as a validation error: every image problem (path, format, size, dimensions,
-    aspect ratio) is ERROR_INVALID_IMAGE in the validation manifests (Developer Guide, "Non-terminal
-    JSON Line validation errors"); the engine's own finding follows the documented message."""
-    return {"code": "ERROR_INVALID_IMAGE", "message": f"{INVALID_IMAGE_MESSAGE} ({reason})"}
-
-
-def _validation_lines(entries: list[Entry], skipped: dict[str, str]) -> tuple[bytes, dict[str, Any]]:
-    """A validation result manifest (the dataset lines, image-level errors added) and its statistics."""
-    lines, indices = [], []
-    valid = invalid = ignored = 0
-    for index, entry in enumerate(entries):
-        line = dict(entry.line)
-        if entry.source_ref in skipped:
-            line["errors"] = [_error(skipped[entry.source_ref])]
-            indices.append(index)
-            invalid += 1
-        elif entry.labeled:
-            valid += 1
-        else:
-            ignored += 1  # valid schema, no annotation: not used, not counted as invalid
-        lines.append(json.dumps(line, separators=(",", ":")))
-    detection = any(e.is_detection for e in entries)
-    statistics = {
-        "use_case": "OBJECT_LOCALIZATION"
-        if detection
-        else "IMAGE_LEVEL_LABELS"
-        if entries
-        else "NOT_DETERMINED",
-        "total_json_lines": len(entries),
-        "valid_json_lines": valid,
-        "invalid_json_lines": invalid,
-        "ignored_json_lines": ignored,
-        "error_json_line_indices": indices,
-        "errors": [],
-    }
-    return ("\n".join(lines) + "\n").encode(), statistics
-
-
-def _write_validation(
-    engine: Engine,
-    project: Project,
-    version: Version,
-    train_entries: list[Entry],
-    test_entries: list[Entry],
-    skipped: dict[str, str],
-    failed: tuple[str, ...],
-) -> dict[str, Any]:
-    """The validation results (Developer Guide, "Getting the validation results"): manifest_summary.json
-    and the training and testing manifests with validation errors, next to the other outputs."""
-    bucket = version.output_config["S3Bucket"]
-    stem = f"{project.name}.{version.name}"
-    statistics: dict[str, Any] = {}
-    outputs: dict[str, Any] = {}
-    for name, entries in (("training", train_entries), ("testing", test_entries)):
-        blob, stats = _validation_lines(entries, skipped)
-        if name in failed:
-            stats["errors"] = [
-                {
-                    "code": TOO_MANY_INVALID_ROWS,
-                    "message": "The manifest file contains too many invalid rows.",
-                }
-            ]
-        statistics[name] = stats
-        key = _output_key(version, f"{stem}/{name}_manifest_with_validation.json")
-        engine.put_object(bucket, key, blob, "application/x-ndjson")
-        outputs[f"{name}_validation"] = {"Assets": [_s3_uri_asset(bucket, key)]}
-    manifest_summary_key = _output_key(version, f"{stem}/manifest_summary.json")
-    manifest_summary = {"statistics": statistics, "errors": []}
-    engine.put_object(bucket, manifest_summary_key, json.dumps(manifest_summary, indent=2).encode())
-    outputs["manifest_summary"] = {"Bucket": bucket, "Name": manifest_summary_key}
-    return outputs
-
-
-def _mean(values: list[float]) -> float:
-    return round(sum(values) / len(values), 6) if values else 0.0
 
 
 def describe(version: Version) -> dict[str, Any]:
@@ -412,7 +255,7 @@ def describe(version: Version) -> dict[str, Any]:
     if version.description:
         out["VersionDescription"] = version.description
     if version.feature == CONTENT_MODERATION:
-        out["BaseModelVersion"] = BASE_MODERATION_MODEL
+        out["BaseModelVersion"] = BASE_MODEL_VERSION
         if version.feature_config:
             out["FeatureConfig"] = version.feature_config
     return out

@@ -39,7 +39,7 @@ def logical_id(template: dict[str, Any], kind: str, path_part: str) -> str:
 
 
 def without_statement(template: dict[str, Any], policy_id: str, member: str, match: Any) -> dict[str, Any]:
-    """A copy of `template` whose policy document at Properties[member] lost the statements `match` selects."""
+    """A copy of `template` whose policy document (Properties[member]) lost the statement `match` selects."""
     edited = copy.deepcopy(template)
     document = edited["Resources"][policy_id]["Properties"][member]
     before = len(document["Statement"])

@@ -48,7 +48,10 @@ class Denial:
     reason: str
 
     def message(self) -> str:
-        return f"User: {self.principal} is not authorized to perform: {self.action} on resource: {self.resource} {self.reason}"
+        return (
+            f"User: {self.principal} is not authorized to perform: {self.action} "
+            f"on resource: {self.resource} {self.reason}"
+        )
 
 
 @dataclass
@@ -67,7 +70,8 @@ class Recorder:
                 self.denied[(principal, action, resource)] = denial
 
     def summary(self) -> str:
-        return f"IAM: {len(self.checked)} distinct (principal, action, resource) checked, {len(self.denied)} denied"
+        checked, denied = len(self.checked), len(self.denied)
+        return f"IAM: {checked} distinct (principal, action, resource) checked, {denied} denied"
 
 
 class AccessDenied(Exception):
@@ -153,9 +157,9 @@ class Enforcer:
             checks = checks_for(prefix, operation, params, self.policies, region)
         except UnmappedOperation as error:
             self.recorder.unmapped.add(str(error))
-            denial = Denial(principal.arn, f"{prefix}:{operation}", "*", f"({error})")
-            self.recorder.record(principal.arn, denial.action, "*", denial)
-            raise _client_error(prefix, operation, denial, implied=False) from None
+            refusal = Denial(principal.arn, f"{prefix}:{operation}", "*", f"({error})")
+            self.recorder.record(principal.arn, refusal.action, "*", refusal)
+            raise _client_error(prefix, operation, refusal, implied=False) from None
         for check in checks:
             extra = (
                 {"kms:ViaService": f"{prefix}.{region or self.policies.region}.amazonaws.com"}

@@ -231,8 +231,8 @@ class _Builder:
                 for kind, body in item.items():
                     item_action = "dynamodb:GetItem" if kind == "Get" else f"dynamodb:{_TRANSACT_ITEMS[kind]}"
                     arn = table(str(body["TableName"]))
-                    keys = [body.get("Key") or body.get("Item") or {}]
-                    checks.append(Check(item_action, arn, self._leading_keys(arn, keys)))
+                    item_keys = [body.get("Key") or body.get("Item") or {}]
+                    checks.append(Check(item_action, arn, self._leading_keys(arn, item_keys)))
             return checks
         if "TableName" not in params:
             return self._star_unless_typed(action)
@@ -255,6 +255,8 @@ class _Builder:
 
     def _query_key(self, table_arn: str, params: dict[str, Any]) -> dict[str, Any]:
         name = self.policies.partition_key(table_arn)
+        if not name:
+            return {}
         expression = str(params.get("KeyConditionExpression") or "")
         aliases = dict(params.get("ExpressionAttributeNames") or {})
         values = dict(params.get("ExpressionAttributeValues") or {})

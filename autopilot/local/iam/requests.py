@@ -274,6 +274,14 @@ class _Builder:
         return {}
 
     def _rekognition(self, operation: str, action: str, params: dict[str, Any]) -> list[Check]:
+        checks = self._rekognition_resource(action, params)
+        if operation.startswith("Create") and params.get("Tags"):
+            # Tagging on create also authorizes rekognition:TagResource (Service Authorization
+            # Reference, "API operations defined by Amazon Rekognition").
+            checks += [Check("rekognition:TagResource", c.resource) for c in checks]
+        return checks
+
+    def _rekognition_resource(self, action: str, params: dict[str, Any]) -> list[Check]:
         types = resource_types(action)
         members = {
             "projectversion": ["ProjectVersionArn", "ProjectVersion"],

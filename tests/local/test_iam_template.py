@@ -240,3 +240,13 @@ def test_eventbridge_rules_and_schedules_may_invoke_their_targets(template: dict
     enforcer.check_call(principal, "lambda", "Invoke", {"FunctionName": serving})
     with pytest.raises(ClientError):
         enforcer.check_call(principal, "lambda", "Invoke", {"FunctionName": trigger})
+
+
+def test_the_ingestion_handler_may_create_its_project(template: dict[str, Any]) -> None:
+    # CreateProject has no resource type in the Service Authorization Reference: it is
+    # authorized on "*", so a grant scoped to project/<name>/* would be refused on AWS.
+    enforcer, _ = enforcer_for(template)
+    role = logical_id(template, "AWS::IAM::Role", "Ingestion/Handler")
+    principal = enforcer.role_principal(role, "ingestion")
+    enforcer.check_call(principal, "rekognition", "CreateProject", {"ProjectName": "digits"})
+    assert ("rekognition:CreateProject", "*") in {(a, r) for _, a, r in enforcer.recorder.checked}

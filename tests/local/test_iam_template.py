@@ -250,3 +250,16 @@ def test_the_ingestion_handler_may_create_its_project(template: dict[str, Any]) 
     principal = enforcer.role_principal(role, "ingestion")
     enforcer.check_call(principal, "rekognition", "CreateProject", {"ProjectName": "digits"})
     assert ("rekognition:CreateProject", "*") in {(a, r) for _, a, r in enforcer.recorder.checked}
+
+
+def test_functions_state_machines_and_schedules_run_as_their_roles(template: dict[str, Any]) -> None:
+    enforcer, _ = enforcer_for(template)
+    function = logical_id(template, "AWS::Lambda::Function", "Ingestion/Handler/")
+    machine = logical_id(template, "AWS::StepFunctions::StateMachine", "Training/StateMachine/")
+    schedule = logical_id(template, "AWS::Scheduler::Schedule", "Serving/Tick")
+    assigned = enforcer.policies.assigned_roles
+    assert assigned[function] == logical_id(template, "AWS::IAM::Role", "Ingestion/Handler")
+    assert assigned[machine] == logical_id(template, "AWS::IAM::Role", "Training/StateMachine/Role")
+    assert assigned[schedule] == logical_id(template, "AWS::IAM::Role", "Serving/SchedulerRole/")
+    principal = enforcer.principal_of(function, "fn")
+    assert principal.arn.endswith(f"/{enforcer.policies.role(assigned[function]).name}/fn")

@@ -15,7 +15,7 @@ import contextlib
 import contextvars
 import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -95,6 +95,12 @@ class Enforcer:
         return Principal(
             arn=role.session_arn(session), account=self.policies.account, role_arn=role.arn, service=""
         )
+
+    def principal_of(self, logical_id: str, session: str) -> Principal:
+        """The session of the role a function, state machine or schedule of the template runs as."""
+        if logical_id not in self.policies.assigned_roles:
+            raise KeyError(f"{logical_id} names no role of the template")
+        return self.role_principal(self.policies.assigned_roles[logical_id], session)
 
     def service_principal(self, service: str) -> Principal:
         return Principal(arn=service, account=self.policies.account, service=service)
@@ -206,11 +212,16 @@ class Enforcer:
         return None
 
     # -- botocore -------------------------------------------------------------------------------
-    def install(self, client_or_session: Any, principal: Principal | None = None) -> None:
+    def install(
+        self,
+        client_or_session: Any,
+        principal: Principal | Callable[[], Principal | None] | None = None,
+    ) -> None:
         """Checks every call of a client (or of every client a Session creates from now on).
 
-        With `principal`, calls run as it; without, as the principal `acting_as` set for the
-        calling thread, and calls made outside `acting_as` (the runtime's own) are not checked.
+        With a `principal`, calls run as it; with a callable, as what it returns for the calling
+        thread; without, as the principal `acting_as` set. A call with no principal (the runtime's
+        own) is not checked.
         """
         events = (
             client_or_session.meta.events if hasattr(client_or_session, "meta") else client_or_session.events
@@ -218,7 +229,7 @@ class Enforcer:
         client_region = getattr(getattr(client_or_session, "meta", None), "region_name", None)
 
         def before_call(params: dict[str, Any], model: Any, **_: Any) -> None:
-            acting = principal or _ACTING.get()
+            acting = principal() if callable(principal) else (principal or _ACTING.get())
             if acting is None:
                 return
             service = model.service_model

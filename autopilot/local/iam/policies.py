@@ -59,6 +59,8 @@ class Policies:
     encryption_keys: dict[str, str] = field(default_factory=dict)  # queue/topic ARN -> key ARN
     partition_keys: dict[str, str] = field(default_factory=dict)  # table ARN -> partition key name
     unevaluated_managed: set[str] = field(default_factory=set)
+    # logical id of a function, state machine, schedule or rule -> logical id of the role it runs as
+    assigned_roles: dict[str, str] = field(default_factory=dict)
 
     def role(self, logical_id: str) -> Role:
         if logical_id not in self.roles:
@@ -182,6 +184,11 @@ def extract_policies(
                     continue  # AWS managed keys: their policies allow the account's use via the service
                 policies.encryption_keys[to_arn(lid)] = key
 
+    for lid, resource in resources.items():
+        role_id = _assigned_role(resource)
+        if role_id in policies.roles:
+            policies.assigned_roles[lid] = role_id
+
     for kind in ("AWS::DynamoDB::Table", "AWS::DynamoDB::GlobalTable"):
         for lid, props in of_type(kind):
             hash_key = next(
@@ -190,6 +197,19 @@ def extract_policies(
             if hash_key:
                 policies.partition_keys[str(resolve({"Fn::GetAtt": [lid, "Arn"]}))] = str(hash_key)
     return policies
+
+
+def _assigned_role(resource: dict[str, Any]) -> str | None:
+    """The role logical id a function (Role), state machine (RoleArn) or schedule (Target.RoleArn)
+    names through Fn::GetAtt; rule targets with a RoleArn name theirs per target (first one kept)."""
+    props = dict(resource.get("Properties") or {})
+    candidates = [props.get("Role"), props.get("RoleArn"), (props.get("Target") or {}).get("RoleArn")]
+    candidates += [t.get("RoleArn") for t in props.get("Targets") or [] if isinstance(t, dict)]
+    for candidate in candidates:
+        if isinstance(candidate, dict) and "Fn::GetAtt" in candidate:
+            target = candidate["Fn::GetAtt"]
+            return str(target[0] if isinstance(target, list) else str(target).split(".", 1)[0])
+    return None
 
 
 def _statements(document: Any, source: str) -> list[Statement]:

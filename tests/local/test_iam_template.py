@@ -263,3 +263,19 @@ def test_functions_state_machines_and_schedules_run_as_their_roles(template: dic
     assert assigned[schedule] == logical_id(template, "AWS::IAM::Role", "Serving/SchedulerRole/")
     principal = enforcer.principal_of(function, "fn")
     assert principal.arn.endswith(f"/{enforcer.policies.role(assigned[function]).name}/fn")
+
+
+def test_rekognition_writes_training_output_only_with_the_owner_acl(template: dict[str, Any]) -> None:
+    enforcer, resolver = enforcer_for(template)
+    bucket = arn(resolver, logical_id(template, "AWS::S3::Bucket", "Storage/Data/"))
+    output = f"{bucket}/digits/training-output/manifest.json"
+    acl = {"s3:x-amz-acl": "bucket-owner-full-control"}
+    assert (
+        enforcer.check_delivery("rekognition.amazonaws.com", "s3:PutObject", output, extra_context=acl)
+        is None
+    )
+    # Without the ACL the bucket policy's StringEquals on s3:x-amz-acl does not hold
+    assert enforcer.check_delivery("rekognition.amazonaws.com", "s3:PutObject", output) is not None
+    # Nor outside a training-output prefix
+    elsewhere = f"{bucket}/digits/images/a.jpg"
+    assert enforcer.check_delivery("rekognition.amazonaws.com", "s3:PutObject", elsewhere, extra_context=acl)

@@ -179,6 +179,8 @@ class Enforcer:
     def check_task(self, principal: Principal, task_resource: str, parameters: dict[str, Any]) -> None:
         """A Task state's call under the state machine role; raises ClientError when denied."""
         signing_name, operation = task_operation(task_resource)
+        if ":function:" in task_resource:  # a function ARN as the Resource invokes that function
+            parameters = {**parameters, "FunctionName": task_resource}
         self.check_call(principal, signing_name, operation, parameters)
 
     def check_delivery(
@@ -188,9 +190,13 @@ class Enforcer:
         resource: str,
         source_arn: str | None = None,
         source_account: str | None = None,
+        extra_context: dict[str, Any] | None = None,
     ) -> Denial | None:
         """A delivery by an AWS service (s3/sns/events/cloudwatch.amazonaws.com) to a queue, topic or
-        function, with the KMS use it implies for an encrypted target. Returns the first denial."""
+        function, with the KMS use it implies for an encrypted target. Returns the first denial.
+
+        `extra_context` adds request keys, e.g. {"s3:x-amz-acl": ...} for a service's S3 write.
+        """
         principal = self.service_principal(service)
         context: dict[str, Any] = {
             "aws:SecureTransport": "true",
@@ -198,6 +204,7 @@ class Enforcer:
         }
         if source_arn:
             context["aws:SourceArn"] = source_arn
+        context.update(extra_context or {})
         checks = [Check(action, resource, context)]
         key = self.policies.key_for(resource)
         if key and action in ("sqs:SendMessage", "sns:Publish"):

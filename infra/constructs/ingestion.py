@@ -205,9 +205,13 @@ class Ingestion(Construct):
                 resources=[storage.idempotency_table.table_arn],
             )
         )
-        # Rekognition: DescribeProjects has no resource-level permission; the rest is per project.
+        # Rekognition: DescribeProjects and CreateProject have no resource-level permission (the
+        # Service Authorization Reference lists no resource type: the policy must say "*"); the
+        # rest is per project.
         role.add_to_principal_policy(
-            iam.PolicyStatement(actions=["rekognition:DescribeProjects"], resources=["*"])
+            iam.PolicyStatement(
+                actions=["rekognition:CreateProject", "rekognition:DescribeProjects"], resources=["*"]
+            )
         )
         project_arns = [
             stack.format_arn(service="rekognition", resource="project", resource_name=f"{p}/*")
@@ -216,7 +220,6 @@ class Ingestion(Construct):
         role.add_to_principal_policy(
             iam.PolicyStatement(
                 actions=[
-                    "rekognition:CreateProject",
                     "rekognition:CreateDataset",
                     "rekognition:DeleteDataset",  # only a dataset that CREATE_FAILED with SERVICE_ERROR
                     "rekognition:DescribeDataset",
@@ -250,7 +253,8 @@ class Ingestion(Construct):
         rules.append(
             iam5(
                 "Resource::*",
-                "Only actions without resource-level permissions use *: rekognition:DescribeProjects, "
+                "Only actions without resource-level permissions use *: rekognition:CreateProject, "
+                "rekognition:DescribeProjects, "
                 "and xray:PutTraceSegments/PutTelemetryRecords for active tracing.",
             )
         )

@@ -209,7 +209,9 @@ def test_role_is_scoped_to_the_configured_projects(synthesized) -> None:
     wildcard_actions = [a for s in statements for a in as_list(s["Action"]) if a.endswith("*")]
     assert wildcard_actions == []
     star_actions = sorted(a for s in statements if s["Resource"] == "*" for a in as_list(s["Action"]))
+    # Only actions the Service Authorization Reference lists without a resource type
     assert star_actions == [
+        "rekognition:CreateProject",
         "rekognition:DescribeProjects",
         "xray:PutTelemetryRecords",
         "xray:PutTraceSegments",

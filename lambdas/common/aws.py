@@ -38,3 +38,24 @@ def reset_clients() -> None:
     """Forgets cached clients and the Session (tests that switch endpoints or moto contexts call this)."""
     client.cache_clear()
     session.cache_clear()
+
+
+class LazyClient:
+    """A client attribute built on first use: `client = LazyClient("rekognition")` in a class body.
+
+    The instance keeps an injected client (tests) in the attribute named `slot`; when that is None,
+    the first read stores and returns the shared client of `service`.
+    """
+
+    def __init__(self, service: str, slot: str = "_client") -> None:
+        self.service = service
+        self.slot = slot
+
+    def __get__(self, instance: object, owner: type | None = None) -> Any:
+        if instance is None:
+            return self
+        found = getattr(instance, self.slot, None)
+        if found is None:
+            found = client(self.service)
+            setattr(instance, self.slot, found)
+        return found

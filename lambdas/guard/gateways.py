@@ -45,11 +45,7 @@ class AccountModels:
     def __init__(self, client: Any | None = None) -> None:
         self._client = client
 
-    @property
-    def client(self) -> Any:
-        if self._client is None:
-            self._client = aws.client("rekognition")
-        return self._client
+    client = aws.LazyClient("rekognition")
 
     def projects(self) -> list[dict[str, Any]]:
         # Without Features only CUSTOM_LABELS projects are listed.
@@ -114,11 +110,7 @@ class GuardStore:
         self._table = table_name
         self._client = client
 
-    @property
-    def client(self) -> Any:
-        if self._client is None:
-            self._client = aws.client("dynamodb")
-        return self._client
+    client = aws.LazyClient("dynamodb")
 
     @staticmethod
     def key() -> dict[str, Any]:

@@ -324,3 +324,34 @@ class DatasetLease(StateTableClient):
         except ClientError as error:
             if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
                 raise
+
+
+class Stager:
+    """Stages the lines of one batch of uploads, image and manifest lines alike.
+
+    Image lines are held and written together after the batch (a few batched writes instead of one
+    per image); a manifest's blocks are written as they are read (`StagingStore.stage`, inside the
+    manifest's idempotency record, which must not outlive its lines). Either way the dataset is
+    remembered, so that every dataset that got new lines is flushed.
+    """
+
+    def __init__(self, store: StagingStore) -> None:
+        self.store = store
+        self.held: dict[tuple[str, str], list[tuple[Line, str]]] = {}
+        self.touched: set[tuple[str, str]] = set()
+
+    def hold(self, project: str, dataset_type: str, versions: Sequence[tuple[Line, str]]) -> None:
+        self.held.setdefault((project, dataset_type), []).extend(versions)
+
+    def staged(self, project: str, dataset_type: str) -> None:
+        """Lines of this dataset were staged already (a manifest's blocks)."""
+        self.touched.add((project, dataset_type))
+
+    def write_held(self) -> int:
+        """Writes the held lines; returns how many."""
+        written = 0
+        for (project, dataset_type), versions in self.held.items():
+            written += self.store.stage_versions(project, dataset_type, versions)
+            self.touched.add((project, dataset_type))
+        self.held.clear()
+        return written

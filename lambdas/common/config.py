@@ -62,6 +62,11 @@ class FunctionEnvironment(BaseModel):
         return cls.model_validate(dict(os.environ if environ is None else environ))
 
     @classmethod
+    def variable(cls, field: str) -> str:
+        """The name of the environment variable behind `field`."""
+        return cls.model_fields[field].alias or field
+
+    @classmethod
     def variables(cls, **values: Any) -> dict[str, str]:
         """The environment for a function, by field name. Values may be CDK tokens, which only
         resolve at deploy time; the handler validates the resolved values with `from_environ`."""

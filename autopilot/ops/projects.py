@@ -22,13 +22,12 @@ from botocore.exceptions import ClientError
 
 from autopilot.ops.context import (
     EXIT_FAILURE,
-    EXIT_USAGE,
     STATE_TABLE,
     CommandError,
     Context,
-    common_options,
+    add_command,
+    confirmed,
     iter_pages,
-    poll,
     project_items,
     run_command,
 )
@@ -40,12 +39,12 @@ TRANSIENT = ("STARTING", "STOPPING", "DELETING", "COPYING_IN_PROGRESS")
 def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     project = commands.add_parser("project", help="project-wide operations")
     sub = project.add_subparsers(dest="project_command", metavar="COMMAND", required=True)
-    delete = sub.add_parser(
+    delete = add_command(
+        sub,
         "delete",
-        parents=[common_options()],
         help="stop and delete every version, the datasets, the project and the app's records of it",
         description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        raw=True,
     )
     delete.add_argument("project")
     delete.add_argument(
@@ -98,20 +97,16 @@ def _version_status(context: Context, project_arn: str, name: str) -> str | None
 
 
 def _wait(context: Context, what: str, check: Any) -> Any:
-    args = context.args
-    return poll(
-        check, timeout_s=args.timeout, interval_s=args.interval, describe=lambda _: what, context=context
-    )
+    return context.wait(check, lambda _: what)
 
 
 def delete_project(context: Context) -> int:
     args = context.args
-    if not args.yes:
-        raise CommandError(
-            f"this deletes every model, dataset and record of {args.project}; add --yes to confirm "
-            "(export the datasets first: `autopilot dataset export`)",
-            EXIT_USAGE,
-        )
+    confirmed(
+        args,
+        f"this deletes every model, dataset and record of {args.project}; add --yes to confirm "
+        "(export the datasets first: `autopilot dataset export`)",
+    )
     rekognition = context.client("rekognition")
     steps: list[str] = []
     described = _describe_project(context, args.project)

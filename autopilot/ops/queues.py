@@ -27,8 +27,7 @@ from autopilot.ops.context import (
     EXIT_NOT_FOUND,
     CommandError,
     Context,
-    common_options,
-    poll,
+    add_command,
     project_items,
     run_command,
 )
@@ -60,22 +59,22 @@ class QueueInfo:
 
 
 def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    queues = commands.add_parser(
+    queues = add_command(
+        commands,
         "queues",
-        parents=[common_options()],
         help="depth, in flight, delayed and oldest age of every queue and dead-letter queue; staged lines",
         description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        raw=True,
     )
     queues.add_argument("--project", action="append", help="staged lines of this project (repeatable)")
     queues.set_defaults(func=run_command(show_queues))
 
-    redrive = commands.add_parser(
+    redrive = add_command(
+        commands,
         "redrive",
-        parents=[common_options()],
         help="move the messages of a dead-letter queue back to its source queue",
         description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        raw=True,
     )
     redrive.add_argument("queue", help="a queue name, a part of it (e.g. ingestion, detection) or its DLQ's")
     redrive.add_argument("--timeout", type=float, default=3600.0, help="seconds to wait for the move")
@@ -223,14 +222,7 @@ def _move_task(context: Context, dead_letters: QueueInfo) -> int:
                 return task
         return None
 
-    args = context.args
-    task = poll(
-        finished,
-        timeout_s=args.timeout,
-        interval_s=args.interval,
-        describe=lambda _: f"moving messages from {dead_letters.name}",
-        context=context,
-    )
+    task = context.wait(finished, lambda _: f"moving messages from {dead_letters.name}")
     if task["Status"] != "COMPLETED":
         raise CommandError(f"the message move task ended {task['Status']}: {task.get('FailureReason', '')}")
     return int(task.get("ApproximateNumberOfMessagesMoved", 0))

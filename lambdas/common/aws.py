@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import threading
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import boto3
@@ -59,3 +60,16 @@ class LazyClient:
             found = client(self.service)
             setattr(instance, self.slot, found)
         return found
+
+
+def iter_pages(
+    call: Callable[..., dict[str, Any]], key: str, *, max_pages: int = 1000, **arguments: Any
+) -> Iterator[Any]:
+    """The items under `key` of every page of a NextToken-paginated call, at most `max_pages` pages."""
+    for _ in range(max_pages):
+        page = call(**arguments)
+        yield from page.get(key, [])
+        token = page.get("NextToken")
+        if not token:
+            return
+        arguments["NextToken"] = token

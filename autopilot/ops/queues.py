@@ -25,18 +25,17 @@ from botocore.exceptions import BotoCoreError, ClientError
 from autopilot.ops.context import (
     EXIT_FAILURE,
     EXIT_NOT_FOUND,
+    STATE_TABLE,
     CommandError,
     Context,
     add_command,
-    project_items,
     run_command,
 )
 from lambdas.common.constants import (
-    ITEM_STAGED_ENTRY_PREFIX,
     OUTPUT_DEAD_LETTER_QUEUES,
     OUTPUT_WORK_QUEUES,
-    STATE_SK,
 )
+from lambdas.ingestion.staging import StagingStore
 
 COUNTS = {
     "visible": "ApproximateNumberOfMessages",
@@ -137,15 +136,8 @@ def _oldest_age(context: Context, queue_name: str) -> float | None:
 
 def staged_lines(context: Context, project: str) -> dict[str, int]:
     """Lines waiting in the state table for a dataset update, per dataset type."""
-    counts: dict[str, int] = {}
-    for item in project_items(context, project, ITEM_STAGED_ENTRY_PREFIX):
-        dataset_type = item[STATE_SK]["S"].removeprefix(ITEM_STAGED_ENTRY_PREFIX).split("#", 1)[0]
-        try:
-            count = len(json.loads(item.get("lines", {}).get("S", "[]")))
-        except ValueError:
-            count = 1
-        counts[dataset_type] = counts.get(dataset_type, 0) + count
-    return counts
+    store = StagingStore(str(context.resources.find(STATE_TABLE)), client=context.client("dynamodb"))
+    return store.staged_counts(project)
 
 
 def show_queues(context: Context) -> int:

@@ -16,6 +16,7 @@ A project that is already gone only gets step 5: a second run is a no-op that sa
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -100,6 +101,15 @@ def _wait(context: Context, what: str, check: Any) -> Any:
     return context.wait(check, lambda _: what)
 
 
+def _delete(call: Callable[..., Any], **arguments: Any) -> None:
+    """A delete call; a resource that is already gone is fine."""
+    try:
+        call(**arguments)
+    except ClientError as error:
+        if error.response["Error"]["Code"] != "ResourceNotFoundException":
+            raise
+
+
 def delete_project(context: Context) -> int:
     args = context.args
     confirmed(
@@ -128,11 +138,7 @@ def delete_project(context: Context) -> int:
         for dataset in described.get("Datasets", []):
             steps += _remove_dataset(context, str(dataset["DatasetArn"]), str(dataset["DatasetType"]))
         if _describe_project(context, args.project) is not None:
-            try:
-                rekognition.delete_project(ProjectArn=project_arn)
-            except ClientError as error:
-                if error.response["Error"]["Code"] != "ResourceNotFoundException":
-                    raise
+            _delete(rekognition.delete_project, ProjectArn=project_arn)
             _wait(
                 context,
                 f"waiting for project {args.project} to be deleted",
@@ -166,11 +172,7 @@ def _remove_version(context: Context, project_arn: str, version_arn: str) -> lis
         )
         steps.append(f"stopped {name}")
     if status not in (None, "GONE", "DELETING"):
-        try:
-            rekognition.delete_project_version(ProjectVersionArn=version_arn)
-        except ClientError as error:
-            if error.response["Error"]["Code"] != "ResourceNotFoundException":
-                raise
+        _delete(rekognition.delete_project_version, ProjectVersionArn=version_arn)
     if status not in (None, "GONE"):
         _wait(
             context,
@@ -194,11 +196,7 @@ def _remove_dataset(context: Context, arn: str, dataset_type: str) -> list[str]:
             lambda: dataset_status(context, arn) not in BUSY_DATASET[:2],
         )
     if dataset_status(context, arn) not in (None, "DELETE_IN_PROGRESS"):
-        try:
-            context.client("rekognition").delete_dataset(DatasetArn=arn)
-        except ClientError as error:
-            if error.response["Error"]["Code"] != "ResourceNotFoundException":
-                raise
+        _delete(context.client("rekognition").delete_dataset, DatasetArn=arn)
     _wait(
         context,
         f"waiting for the {dataset_type} dataset to be deleted",

@@ -17,6 +17,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from lambdas.common import aws
 from lambdas.common.constants import (
     OUTPUT_DATA_BUCKET,
     OUTPUT_DETECTIONS_TOPIC,
@@ -200,6 +201,36 @@ class Context:
         sys.stderr.write(message + "\n")
         sys.stderr.flush()
 
+    def wait(self, check: Callable[[], Any], describe: Callable[[Any], str]) -> Any:
+        """`poll` bounded by the command's --timeout and --interval, progress on stderr."""
+        return poll(
+            check, timeout_s=self.args.timeout, interval_s=self.args.interval, describe=describe, context=self
+        )
+
+
+def add_command(
+    commands: argparse._SubParsersAction,  # type: ignore[type-arg]
+    name: str,
+    help: str,
+    description: str | None = None,
+    *,
+    raw: bool = False,
+) -> argparse.ArgumentParser:
+    """A subcommand with the common options; `raw` keeps the description's own line breaks."""
+    return commands.add_parser(  # type: ignore[no-any-return]
+        name,
+        parents=[common_options()],
+        help=help,
+        description=description,
+        formatter_class=argparse.RawDescriptionHelpFormatter if raw else argparse.HelpFormatter,
+    )
+
+
+def confirmed(args: argparse.Namespace, message: str) -> None:
+    """A destructive command goes on only with --yes; otherwise it says what it would do."""
+    if not args.yes:
+        raise CommandError(message, EXIT_USAGE)
+
 
 def run_command(func: Callable[[Context], int | None]) -> Callable[[argparse.Namespace], int]:
     """Wraps a command: builds the context and maps failures to messages and exit codes."""
@@ -257,13 +288,7 @@ def iter_pages(
     call: Callable[..., dict[str, Any]], key: str, max_pages: int = 1000, **kwargs: Any
 ) -> Iterator[Any]:
     """Follows NextToken (bounded)."""
-    for _ in range(max_pages):
-        page = call(**kwargs)
-        yield from page.get(key, [])
-        token = page.get("NextToken")
-        if not token:
-            return
-        kwargs["NextToken"] = token
+    return aws.iter_pages(call, key, max_pages=max_pages, **kwargs)
 
 
 def project_arn(context: Context, project: str) -> dict[str, Any]:

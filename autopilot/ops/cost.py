@@ -22,7 +22,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from autopilot.ops.context import Context, common_options, iter_pages, project_items, run_command
+from autopilot.ops.context import Context, add_command, iter_pages, project_items, run_command
 from lambdas.common.constants import ITEM_USAGE_PREFIX
 from lambdas.serving import usage
 
@@ -31,12 +31,12 @@ DEFAULT_TRAINING_HOUR_USD = 1.0
 
 
 def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    parser = commands.add_parser(
+    parser = add_command(
+        commands,
         "cost",
-        parents=[common_options()],
         help="inference-unit hours and training hours per project, with a USD estimate",
         description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        raw=True,
     )
     parser.add_argument("--project", action="append", help="only this project (repeatable)")
     parser.add_argument("--since", type=float, default=7.0, help="days back from now (default 7)")

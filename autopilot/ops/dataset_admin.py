@@ -29,8 +29,8 @@ from autopilot.ops.context import (
     CommandError,
     Context,
     common_options,
+    confirmed,
     iter_pages,
-    poll,
     project_arn,
     run_command,
 )
@@ -91,6 +91,13 @@ def find_dataset(context: Context, project: str, dataset_type: str) -> str | Non
     return None
 
 
+def require_dataset(context: Context, project: str, dataset_type: str) -> str:
+    arn = find_dataset(context, project, dataset_type)
+    if arn is None:
+        raise CommandError(f"project {project!r} has no {dataset_type.upper()} dataset", EXIT_NOT_FOUND)
+    return arn
+
+
 def dataset_status(context: Context, arn: str) -> str | None:
     """The dataset's status, None once it is gone (DeleteDataset finished)."""
     try:
@@ -104,7 +111,6 @@ def dataset_status(context: Context, arn: str) -> str | None:
 
 def wait_dataset(context: Context, arn: str, *, gone: bool = False) -> str | None:
     """Waits until the dataset is no longer *_IN_PROGRESS (or, with gone, until it is deleted)."""
-    args = context.args
 
     def check() -> Any:
         status = dataset_status(context, arn)
@@ -112,12 +118,8 @@ def wait_dataset(context: Context, arn: str, *, gone: bool = False) -> str | Non
             return status is None
         return status if status not in BUSY_DATASET else None
 
-    result = poll(
-        check,
-        timeout_s=args.timeout,
-        interval_s=args.interval,
-        describe=lambda _: f"waiting for {arn.rsplit('/', 3)[-3]} to be {'deleted' if gone else 'ready'}",
-        context=context,
+    result = context.wait(
+        check, lambda _: f"waiting for {arn.rsplit('/', 3)[-3]} to be {'deleted' if gone else 'ready'}"
     )
     return None if gone else str(result)
 
@@ -222,9 +224,7 @@ def import_dataset(context: Context) -> int:
 
 def copy_dataset(context: Context) -> int:
     args = context.args
-    source = find_dataset(context, args.source, args.dataset)
-    if source is None:
-        raise CommandError(f"project {args.source!r} has no {args.dataset.upper()} dataset", EXIT_NOT_FOUND)
+    source = require_dataset(context, args.source, args.dataset)
     try:
         existing = find_dataset(context, args.project, args.dataset)
     except CommandError:
@@ -253,12 +253,11 @@ def copy_dataset(context: Context) -> int:
 
 def reset_dataset(context: Context) -> int:
     args = context.args
-    if not args.yes:
-        raise CommandError(
-            f"reset removes every entry of the {args.dataset.upper()} dataset of {args.project}; "
-            "add --yes to confirm (export it first: `autopilot dataset export`)",
-            EXIT_USAGE,
-        )
+    confirmed(
+        args,
+        f"reset removes every entry of the {args.dataset.upper()} dataset of {args.project}; "
+        "add --yes to confirm (export it first: `autopilot dataset export`)",
+    )
     project = project_arn(context, args.project)
     arn = find_dataset(context, args.project, args.dataset)
     steps: list[str] = []
@@ -289,9 +288,7 @@ def reset_dataset(context: Context) -> int:
 
 def export_dataset(context: Context) -> int:
     args = context.args
-    arn = find_dataset(context, args.project, args.dataset)
-    if arn is None:
-        raise CommandError(f"project {args.project!r} has no {args.dataset.upper()} dataset", EXIT_NOT_FOUND)
+    arn = require_dataset(context, args.project, args.dataset)
     lines = list(
         iter_pages(
             context.client("rekognition").list_dataset_entries,

@@ -6,15 +6,15 @@ import argparse
 import json
 from typing import Any
 
-from autopilot.ops.context import Context, common_options, dataset_arn, iter_pages, run_command
+from autopilot.ops.context import Context, add_command, dataset_arn, iter_pages, run_command
 
 MAX_PAGE = 100
 
 
 def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    entries = commands.add_parser(
+    entries = add_command(
+        commands,
         "entries",
-        parents=[common_options()],
         help="list dataset entries (ListDatasetEntries with its filters and pagination)",
         description="Lists the Ground Truth lines of a dataset. Filters map to ListDatasetEntries.",
     )
@@ -39,9 +39,9 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
     entries.add_argument("--all", action="store_true", help="follow NextToken through every page")
     entries.set_defaults(func=run_command(list_entries))
 
-    labels = commands.add_parser(
+    labels = add_command(
+        commands,
         "labels",
-        parents=[common_options()],
         help="labels of a dataset with entry and bounding-box counts (ListDatasetLabels)",
     )
     labels.add_argument("project")

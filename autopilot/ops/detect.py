@@ -6,14 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from autopilot.ops.context import (
-    EXIT_NOT_FOUND,
-    STATE_TABLE,
-    CommandError,
-    Context,
-    common_options,
-    run_command,
-)
+from autopilot.ops.context import EXIT_NOT_FOUND, STATE_TABLE, CommandError, Context, add_command, run_command
 from lambdas.common.constants import FEATURE_CONTENT_MODERATION, IMAGE_SUFFIXES
 from lambdas.common.production import get_production
 
@@ -21,9 +14,9 @@ MAX_BYTES = 4 * 1024 * 1024  # DetectCustomLabels Image.Bytes limit
 
 
 def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    parser = commands.add_parser(
+    parser = add_command(
+        commands,
         "detect",
-        parents=[common_options()],
         help="classify a local image with the production version (it must be running)",
     )
     parser.add_argument("project")

@@ -21,8 +21,8 @@ from autopilot.ops.context import (
     TRAINING_STATE_MACHINE,
     CommandError,
     Context,
+    add_command,
     common_options,
-    poll,
     project_arn,
     run_command,
 )
@@ -39,9 +39,9 @@ PROMOTABLE = ("TRAINING_COMPLETED", "RUNNING", "STOPPED", "STARTING", "STOPPING"
 
 
 def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    train = commands.add_parser(
+    train = add_command(
+        commands,
         "train",
-        parents=[common_options()],
         help="request a training now (the stack's training workflow runs it)",
         description="Sends the on-demand training request. Without --force the workflow still skips "
         "when there are not enough new labeled entries.",
@@ -64,24 +64,22 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
         _wait_options(parser, default_timeout=3600)
         parser.set_defaults(func=run_command(control), action=action)
 
-    auto = commands.add_parser(
-        "auto", parents=[common_options()], help="clear a start/stop override (back to the policy)"
-    )
+    auto = add_command(commands, "auto", help="clear a start/stop override (back to the policy)")
     auto.add_argument("project")
     auto.set_defaults(func=run_command(control), action="auto", wait=False, override_minutes=None)
 
-    promote = commands.add_parser(
+    promote = add_command(
+        commands,
         "promote",
-        parents=[common_options()],
         help="make a trained version the production version",
     )
     promote.add_argument("project")
     promote.add_argument("version", help="VersionName of a trained version (see `autopilot status`)")
     promote.set_defaults(func=run_command(promote_version))
 
-    rollback = commands.add_parser(
+    rollback = add_command(
+        commands,
         "rollback",
-        parents=[common_options()],
         help="make the previous production version the production version again",
     )
     rollback.add_argument("project")
@@ -155,15 +153,7 @@ def _wait_for_training(context: Context, project: str, since: datetime) -> dict[
             else "waiting for the workflow to start"
         )
 
-    return dict(
-        poll(
-            check,
-            timeout_s=context.args.timeout,
-            interval_s=context.args.interval,
-            describe=describe,
-            context=context,
-        )
-    )
+    return dict(context.wait(check, describe))
 
 
 _SKEW = timedelta(seconds=5)
@@ -211,15 +201,7 @@ def _wait_for_model(context: Context, project: str, wanted: str) -> str:
             raise CommandError(f"{record.version_name} FAILED: {versions['ProjectVersionDescriptions'][0]}")
         return status if status == wanted else None
 
-    return str(
-        poll(
-            check,
-            timeout_s=context.args.timeout,
-            interval_s=context.args.interval,
-            describe=lambda _: f"{record.version_name}: {current.get('status', '?')}",
-            context=context,
-        )
-    )
+    return str(context.wait(check, lambda _: f"{record.version_name}: {current.get('status', '?')}"))
 
 
 def _describe_version(context: Context, project: str, version: str) -> dict[str, Any]:

@@ -16,19 +16,19 @@ A project that is already gone only gets step 5: a second run is a no-op that sa
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from typing import Any
 
 from botocore.exceptions import ClientError
 
 from autopilot.ops.context import (
     EXIT_FAILURE,
-    EXIT_USAGE,
     STATE_TABLE,
     CommandError,
     Context,
-    common_options,
+    add_command,
+    confirmed,
     iter_pages,
-    poll,
     project_items,
     run_command,
 )
@@ -40,12 +40,12 @@ TRANSIENT = ("STARTING", "STOPPING", "DELETING", "COPYING_IN_PROGRESS")
 def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     project = commands.add_parser("project", help="project-wide operations")
     sub = project.add_subparsers(dest="project_command", metavar="COMMAND", required=True)
-    delete = sub.add_parser(
+    delete = add_command(
+        sub,
         "delete",
-        parents=[common_options()],
         help="stop and delete every version, the datasets, the project and the app's records of it",
         description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        raw=True,
     )
     delete.add_argument("project")
     delete.add_argument(
@@ -98,20 +98,25 @@ def _version_status(context: Context, project_arn: str, name: str) -> str | None
 
 
 def _wait(context: Context, what: str, check: Any) -> Any:
-    args = context.args
-    return poll(
-        check, timeout_s=args.timeout, interval_s=args.interval, describe=lambda _: what, context=context
-    )
+    return context.wait(check, lambda _: what)
+
+
+def _delete(call: Callable[..., Any], **arguments: Any) -> None:
+    """A delete call; a resource that is already gone is fine."""
+    try:
+        call(**arguments)
+    except ClientError as error:
+        if error.response["Error"]["Code"] != "ResourceNotFoundException":
+            raise
 
 
 def delete_project(context: Context) -> int:
     args = context.args
-    if not args.yes:
-        raise CommandError(
-            f"this deletes every model, dataset and record of {args.project}; add --yes to confirm "
-            "(export the datasets first: `autopilot dataset export`)",
-            EXIT_USAGE,
-        )
+    confirmed(
+        args,
+        f"this deletes every model, dataset and record of {args.project}; add --yes to confirm "
+        "(export the datasets first: `autopilot dataset export`)",
+    )
     rekognition = context.client("rekognition")
     steps: list[str] = []
     described = _describe_project(context, args.project)
@@ -133,11 +138,7 @@ def delete_project(context: Context) -> int:
         for dataset in described.get("Datasets", []):
             steps += _remove_dataset(context, str(dataset["DatasetArn"]), str(dataset["DatasetType"]))
         if _describe_project(context, args.project) is not None:
-            try:
-                rekognition.delete_project(ProjectArn=project_arn)
-            except ClientError as error:
-                if error.response["Error"]["Code"] != "ResourceNotFoundException":
-                    raise
+            _delete(rekognition.delete_project, ProjectArn=project_arn)
             _wait(
                 context,
                 f"waiting for project {args.project} to be deleted",
@@ -171,11 +172,7 @@ def _remove_version(context: Context, project_arn: str, version_arn: str) -> lis
         )
         steps.append(f"stopped {name}")
     if status not in (None, "GONE", "DELETING"):
-        try:
-            rekognition.delete_project_version(ProjectVersionArn=version_arn)
-        except ClientError as error:
-            if error.response["Error"]["Code"] != "ResourceNotFoundException":
-                raise
+        _delete(rekognition.delete_project_version, ProjectVersionArn=version_arn)
     if status not in (None, "GONE"):
         _wait(
             context,
@@ -199,11 +196,7 @@ def _remove_dataset(context: Context, arn: str, dataset_type: str) -> list[str]:
             lambda: dataset_status(context, arn) not in BUSY_DATASET[:2],
         )
     if dataset_status(context, arn) not in (None, "DELETE_IN_PROGRESS"):
-        try:
-            context.client("rekognition").delete_dataset(DatasetArn=arn)
-        except ClientError as error:
-            if error.response["Error"]["Code"] != "ResourceNotFoundException":
-                raise
+        _delete(context.client("rekognition").delete_dataset, DatasetArn=arn)
     _wait(
         context,
         f"waiting for the {dataset_type} dataset to be deleted",

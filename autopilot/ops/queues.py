@@ -25,19 +25,17 @@ from botocore.exceptions import BotoCoreError, ClientError
 from autopilot.ops.context import (
     EXIT_FAILURE,
     EXIT_NOT_FOUND,
+    STATE_TABLE,
     CommandError,
     Context,
-    common_options,
-    poll,
-    project_items,
+    add_command,
     run_command,
 )
 from lambdas.common.constants import (
-    ITEM_STAGED_ENTRY_PREFIX,
     OUTPUT_DEAD_LETTER_QUEUES,
     OUTPUT_WORK_QUEUES,
-    STATE_SK,
 )
+from lambdas.ingestion.staging import StagingStore
 
 COUNTS = {
     "visible": "ApproximateNumberOfMessages",
@@ -60,22 +58,22 @@ class QueueInfo:
 
 
 def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    queues = commands.add_parser(
+    queues = add_command(
+        commands,
         "queues",
-        parents=[common_options()],
         help="depth, in flight, delayed and oldest age of every queue and dead-letter queue; staged lines",
         description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        raw=True,
     )
     queues.add_argument("--project", action="append", help="staged lines of this project (repeatable)")
     queues.set_defaults(func=run_command(show_queues))
 
-    redrive = commands.add_parser(
+    redrive = add_command(
+        commands,
         "redrive",
-        parents=[common_options()],
         help="move the messages of a dead-letter queue back to its source queue",
         description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        raw=True,
     )
     redrive.add_argument("queue", help="a queue name, a part of it (e.g. ingestion, detection) or its DLQ's")
     redrive.add_argument("--timeout", type=float, default=3600.0, help="seconds to wait for the move")
@@ -138,15 +136,8 @@ def _oldest_age(context: Context, queue_name: str) -> float | None:
 
 def staged_lines(context: Context, project: str) -> dict[str, int]:
     """Lines waiting in the state table for a dataset update, per dataset type."""
-    counts: dict[str, int] = {}
-    for item in project_items(context, project, ITEM_STAGED_ENTRY_PREFIX):
-        dataset_type = item[STATE_SK]["S"].removeprefix(ITEM_STAGED_ENTRY_PREFIX).split("#", 1)[0]
-        try:
-            count = len(json.loads(item.get("lines", {}).get("S", "[]")))
-        except ValueError:
-            count = 1
-        counts[dataset_type] = counts.get(dataset_type, 0) + count
-    return counts
+    store = StagingStore(str(context.resources.find(STATE_TABLE)), client=context.client("dynamodb"))
+    return store.staged_counts(project)
 
 
 def show_queues(context: Context) -> int:
@@ -223,14 +214,7 @@ def _move_task(context: Context, dead_letters: QueueInfo) -> int:
                 return task
         return None
 
-    args = context.args
-    task = poll(
-        finished,
-        timeout_s=args.timeout,
-        interval_s=args.interval,
-        describe=lambda _: f"moving messages from {dead_letters.name}",
-        context=context,
-    )
+    task = context.wait(finished, lambda _: f"moving messages from {dead_letters.name}")
     if task["Status"] != "COMPLETED":
         raise CommandError(f"the message move task ended {task['Status']}: {task.get('FailureReason', '')}")
     return int(task.get("ApproximateNumberOfMessagesMoved", 0))

@@ -7,15 +7,15 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from autopilot.ops.context import Context, common_options, run_command
+from autopilot.ops.context import Context, add_command, run_command
 
 MAX_THUMBNAILS = 24
 
 
 def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    parser = commands.add_parser(
+    parser = add_command(
+        commands,
         "report",
-        parents=[common_options()],
         help="an HTML report of a version's evaluation, the datasets and the last days of serving",
         description=__doc__,
     )

@@ -10,7 +10,7 @@ from typing import Any
 from autopilot.ops.context import (
     SETTINGS_PARAMETER,
     Context,
-    common_options,
+    add_command,
     iter_pages,
     project_items,
     run_command,
@@ -31,9 +31,9 @@ RUNNING_STATUSES = ("RUNNING", "STARTING", "STOPPING")
 
 
 def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    parser = commands.add_parser(
+    parser = add_command(
+        commands,
         "status",
-        parents=[common_options()],
         help="projects, datasets, versions (F1, production) and what is running",
         description="Shows every configured project: its datasets with statistics, its versions with "
         "status and F1, which version is in production and which models are running.",

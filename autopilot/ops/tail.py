@@ -13,14 +13,14 @@ import time
 import uuid
 from typing import Any
 
-from autopilot.ops.context import DETECTIONS_TOPIC, LIFECYCLE_TOPIC, Context, common_options, run_command
+from autopilot.ops.context import DETECTIONS_TOPIC, LIFECYCLE_TOPIC, Context, add_command, run_command
 from lambdas.common.constants import ATTR_PROJECT
 
 
 def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    parser = commands.add_parser(
+    parser = add_command(
+        commands,
         "tail",
-        parents=[common_options()],
         help="follow lifecycle events (and detections) live",
         description="Subscribes a temporary queue to the lifecycle topic and prints events until "
         "interrupted, --max-events or --timeout.",

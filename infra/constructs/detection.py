@@ -7,26 +7,23 @@ the queue with a delay (no receive count spent) and ask the model controller for
 
 from __future__ import annotations
 
+from typing import Unpack
+
 from aws_cdk import Duration, Stack
 from aws_cdk import aws_iam as iam
-from aws_cdk import aws_lambda_event_sources as event_sources
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
+from infra.constructs.app import AppConstruct, AppScope
 from infra.constructs.function import AutopilotFunction
 from infra.constructs.nag import acknowledge_bucket_notifications_handler, acknowledge_iam5
 from infra.constructs.notifications import Notifications
-from infra.constructs.queues import ScopedQueueDestination, work_queue
+from infra.constructs.queues import ScopedQueueDestination
 from infra.constructs.rekognition_s3 import grant_detection_images_read
 from infra.constructs.serving import Serving
 from infra.constructs.storage import Storage
+from lambdas.common.config import ControllerEnvironment, DetectionEnvironment
 from lambdas.common.constants import (
-    ENV_DETECTION_QUEUE_URL,
-    ENV_DETECTIONS_TOPIC,
-    ENV_EVENT_BUS,
-    ENV_IDEMPOTENCY_TABLE,
-    ENV_SETTINGS_PARAMETER,
-    ENV_STATE_TABLE,
     FEATURE_CONTENT_MODERATION,
     FEATURE_CUSTOM_LABELS,
     INFERENCE_FOLDER,
@@ -43,33 +40,19 @@ MAX_RECEIVE_COUNT = 5
 MAX_CONCURRENCY = 5
 
 
-class Detection(Construct):
+class Detection(AppConstruct):
     def __init__(
-        self,
-        scope: Construct,
-        construct_id: str,
-        *,
-        settings: AppSettings,
-        storage: Storage,
-        notifications: Notifications,
-        serving: Serving,
+        self, scope: Construct, construct_id: str, *, serving: Serving, **app: Unpack[AppScope]
     ) -> None:
-        super().__init__(scope, construct_id)
-        stack = Stack.of(self)
-        projects = sorted(settings.projects)
+        super().__init__(scope, construct_id, **app)
+        settings, storage, notifications, stack = self.settings, self.storage, self.notifications, self.stack
 
-        queues = work_queue(
-            self,
-            key=storage.key,
-            consumer_timeout=HANDLER_TIMEOUT,
-            max_receive_count=MAX_RECEIVE_COUNT,
-            alarm_topic=notifications.lifecycle_topic,
-            what="Detection messages",
+        self.work_queue(
+            what="Detection messages", consumer_timeout=HANDLER_TIMEOUT, max_receive_count=MAX_RECEIVE_COUNT
         )
-        self.queue, self.dlq, self.dlq_alarm = queues.queue, queues.dlq, queues.dlq_alarm
 
         destination = ScopedQueueDestination(self.queue, storage.key)
-        for project in projects:
+        for project in self.projects:
             storage.bucket.add_event_notification(
                 s3.EventType.OBJECT_CREATED,
                 destination,
@@ -84,31 +67,25 @@ class Detection(Construct):
             handler="lambdas.detection.handler.handle",
             service_name=SERVICE_DETECTION,
             description="event-based detection of images under <project>/inference/",
-            environment={
-                ENV_DETECTIONS_TOPIC: notifications.detections_topic.topic_arn,
-                ENV_STATE_TABLE: storage.state_table.table_name,
-                ENV_IDEMPOTENCY_TABLE: storage.idempotency_table.table_name,
-                ENV_DETECTION_QUEUE_URL: self.queue.queue_url,
-                ENV_EVENT_BUS: "default",
-                ENV_SETTINGS_PARAMETER: storage.settings_parameter.parameter_name,
-            },
+            environment=DetectionEnvironment.variables(
+                detections_topic=notifications.detections_topic.topic_arn,
+                state_table=storage.state_table.table_name,
+                idempotency_table=storage.idempotency_table.table_name,
+                queue_url=self.queue.queue_url,
+                event_bus="default",
+                settings_parameter=storage.settings_parameter.parameter_name,
+            ),
             timeout=HANDLER_TIMEOUT,
             memory_size=512,
         )
         self.functions = [self.handler]
-        self.handler.function.add_event_source(
-            event_sources.SqsEventSource(
-                self.queue,
-                batch_size=10,
-                max_batching_window=Duration.seconds(5),
-                report_batch_item_failures=True,
-                max_concurrency=MAX_CONCURRENCY,
-            )
-        )
+        self.consume(self.handler, batch_size=10, max_concurrency=MAX_CONCURRENCY)
         self._grant(settings, storage, notifications, stack)
 
         # The controller measures the backlog on this queue.
-        serving.controller.function.add_environment(ENV_DETECTION_QUEUE_URL, self.queue.queue_url)
+        serving.controller.function.add_environment(
+            ControllerEnvironment.variable("detection_queue_url"), self.queue.queue_url
+        )
         self.queue.grant(serving.controller.role, "sqs:GetQueueAttributes")
 
     def _grant(

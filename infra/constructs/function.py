@@ -23,6 +23,7 @@ from aws_cdk import (
     Stack,
     Validations,
 )
+from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
@@ -35,6 +36,7 @@ ARCHITECTURE = lambda_.Architecture.ARM_64
 # Layer version of the AWS-managed "AWSLambdaPowertoolsPythonV3" layer; override with the
 # cdk.json context key "powertools_layer_version".
 DEFAULT_POWERTOOLS_LAYER_VERSION = 27
+METRICS_NAMESPACE = "CustomLabelsAutopilot"  # POWERTOOLS_METRICS_NAMESPACE of every function
 
 
 @jsii.implements(ILocalBundling)
@@ -126,7 +128,7 @@ class AutopilotFunction(Construct):
             tracing=lambda_.Tracing.ACTIVE,
             environment={
                 "POWERTOOLS_SERVICE_NAME": service_name,
-                "POWERTOOLS_METRICS_NAMESPACE": "CustomLabelsAutopilot",
+                "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
                 "POWERTOOLS_LOG_LEVEL": "INFO",
                 **environment,
             },
@@ -137,4 +139,14 @@ class AutopilotFunction(Construct):
                 reason="Python 3.12 on purpose: it matches the AWS-managed Powertools layer build the "
                 "functions use (AWSLambdaPowertoolsPythonV3-python312-arm64).",
             )
+        )
+
+    def metric(self, name: str, *, statistic: str, period: Duration) -> cloudwatch.Metric:
+        """One of the function's own Powertools metrics (its service dimension is the construct id)."""
+        return cloudwatch.Metric(
+            namespace=METRICS_NAMESPACE,
+            metric_name=name,
+            dimensions_map={"service": self.node.id},
+            statistic=statistic,
+            period=period,
         )

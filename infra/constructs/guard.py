@@ -13,30 +13,25 @@ guard.stop_allowed_projects and of the configured projects with a max_iu_hours_p
 
 from __future__ import annotations
 
-from aws_cdk import Duration, Stack
-from aws_cdk import aws_cloudwatch as cloudwatch
-from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
+from typing import Unpack
+
+from aws_cdk import Duration
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_scheduler as scheduler
 from aws_cdk import aws_scheduler_targets as scheduler_targets
 from constructs import Construct
 
+from infra.constructs.alarms import notifying_alarm
+from infra.constructs.app import AppConstruct, AppScope
 from infra.constructs.detection import Detection
 from infra.constructs.function import AutopilotFunction
 from infra.constructs.nag import acknowledge_iam5
-from infra.constructs.notifications import Notifications
-from infra.constructs.storage import Storage
+from lambdas.common.config import GuardEnvironment
 from lambdas.common.constants import (
-    ENV_DETECTION_QUEUE_URL,
-    ENV_LIFECYCLE_TOPIC,
-    ENV_SETTINGS_PARAMETER,
-    ENV_STATE_TABLE,
     METRIC_UNMANAGED_MODELS_RUNNING,
     SERVICE_GUARD,
 )
 from lambdas.common.settings import AppSettings
-
-NAMESPACE = "CustomLabelsAutopilot"  # POWERTOOLS_METRICS_NAMESPACE of every function
 
 
 def stoppable_projects(settings: AppSettings) -> list[str]:
@@ -45,34 +40,30 @@ def stoppable_projects(settings: AppSettings) -> list[str]:
     return sorted({*settings.guard.stop_allowed_projects, *budgeted})
 
 
-class Guard(Construct):
+class Guard(AppConstruct):
     def __init__(
         self,
         scope: Construct,
         construct_id: str,
         *,
-        settings: AppSettings,
-        storage: Storage,
-        notifications: Notifications,
         detection: Detection | None = None,
+        **app: Unpack[AppScope],
     ) -> None:
-        super().__init__(scope, construct_id)
-        stack = Stack.of(self)
-        topic = notifications.lifecycle_topic
-        environment = {
-            ENV_STATE_TABLE: storage.state_table.table_name,
-            ENV_LIFECYCLE_TOPIC: topic.topic_arn,
-            ENV_SETTINGS_PARAMETER: storage.settings_parameter.parameter_name,
-        }
-        if detection is not None:
-            environment[ENV_DETECTION_QUEUE_URL] = detection.queue.queue_url
+        super().__init__(scope, construct_id, **app)
+        settings, storage, stack = self.settings, self.storage, self.stack
+        topic = self.notifications.lifecycle_topic
         self.sweeper = AutopilotFunction(
             self,
             "Sweep",
             handler="lambdas.guard.handler.handle",
             service_name=SERVICE_GUARD,
             description="the account guard: finds and stops models nobody manages",
-            environment=environment,
+            environment=GuardEnvironment.variables(
+                state_table=storage.state_table.table_name,
+                lifecycle_topic=topic.topic_arn,
+                settings_parameter=storage.settings_parameter.parameter_name,
+                detection_queue_url=detection.queue.queue_url if detection is not None else None,
+            ),
             timeout=Duration.minutes(5),
             memory_size=256,
             reserved_concurrent_executions=1,  # one sweep at a time owns the guard's memory item
@@ -155,22 +146,16 @@ class Guard(Construct):
         )
         self.schedules = [self.schedule]
 
-        self.alarm = cloudwatch.Alarm(
+        self.alarm = notifying_alarm(
             self,
             "UnmanagedModelRunning",
-            alarm_description="A Rekognition model runs that the controller does not manage (see the "
+            description="A Rekognition model runs that the controller does not manage (see the "
             "guard.unmanaged_running event); stop it or add its project to the configuration",
-            metric=cloudwatch.Metric(
-                namespace=NAMESPACE,
-                metric_name=METRIC_UNMANAGED_MODELS_RUNNING,
-                dimensions_map={"service": self.sweeper.node.id},
+            metric=self.sweeper.metric(
+                METRIC_UNMANAGED_MODELS_RUNNING,
                 statistic="Maximum",
                 period=rate if settings.guard.rate_minutes <= 60 else Duration.hours(1),
             ),
-            threshold=1,
-            evaluation_periods=1,
-            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            topic=topic,
         )
-        self.alarm.add_alarm_action(cloudwatch_actions.SnsAction(topic))
         self.alarms = [self.alarm]

@@ -15,32 +15,23 @@ Optional cdk.json context "ingestion": {"flush_delay_seconds": 20, "batch_size":
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Unpack
 
 from aws_cdk import Acknowledgment, Duration, Stack, Validations
-from aws_cdk import aws_cloudwatch as cloudwatch
-from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
 from aws_cdk import aws_iam as iam
-from aws_cdk import aws_lambda_event_sources as event_sources
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
+from infra.constructs.alarms import notifying_alarm
+from infra.constructs.app import AppConstruct, AppScope
 from infra.constructs.function import AutopilotFunction
 from infra.constructs.nag import acknowledge_bucket_notifications_handler, iam5
 from infra.constructs.notifications import Notifications
-from infra.constructs.queues import ScopedQueueDestination, work_queue
+from infra.constructs.queues import ScopedQueueDestination
 from infra.constructs.rekognition_s3 import grant_dataset_images_read
 from infra.constructs.storage import Storage
+from lambdas.common.config import IngestionEnvironment
 from lambdas.common.constants import (
-    ENV_BUCKET,
-    ENV_DATASET_POLL_SECONDS,
-    ENV_IDEMPOTENCY_TABLE,
-    ENV_INGESTION_FLUSH_DELAY,
-    ENV_INGESTION_QUEUE_URL,
-    ENV_INGESTION_RETRY_HOURS,
-    ENV_LIFECYCLE_TOPIC,
-    ENV_SETTINGS_PARAMETER,
-    ENV_STATE_TABLE,
     INGESTION_FOLDERS,
     METRIC_INGESTION_STALLED,
     PROJECT_PK_PREFIX,
@@ -56,34 +47,19 @@ DEFAULTS: dict[str, Any] = {
     "max_concurrency": 10,
     "retry_hours": 24,
 }
-METRICS_NAMESPACE = "CustomLabelsAutopilot"  # POWERTOOLS_METRICS_NAMESPACE of every function
 
 
-class Ingestion(Construct):
-    def __init__(
-        self,
-        scope: Construct,
-        construct_id: str,
-        *,
-        settings: AppSettings,
-        storage: Storage,
-        notifications: Notifications,
-    ) -> None:
-        super().__init__(scope, construct_id)
+class Ingestion(AppConstruct):
+    def __init__(self, scope: Construct, construct_id: str, **app: Unpack[AppScope]) -> None:
+        super().__init__(scope, construct_id, **app)
+        settings, storage, notifications = self.settings, self.storage, self.notifications
         options = {**DEFAULTS, **(self.node.try_get_context("ingestion") or {})}
-        projects = sorted(settings.projects)
 
         # Only unexpected errors count towards the DLQ: busy datasets are retried by new delayed
         # messages, never by failing the old ones.
-        queues = work_queue(
-            self,
-            key=storage.key,
-            consumer_timeout=FUNCTION_TIMEOUT,
-            max_receive_count=MAX_RECEIVE_COUNT,
-            alarm_topic=notifications.lifecycle_topic,
-            what="Ingestion messages",
+        self.work_queue(
+            what="Ingestion messages", consumer_timeout=FUNCTION_TIMEOUT, max_receive_count=MAX_RECEIVE_COUNT
         )
-        self.queue, self.dlq, self.dlq_alarm = queues.queue, queues.dlq, queues.dlq_alarm
 
         self.handler = AutopilotFunction(
             self,
@@ -91,34 +67,29 @@ class Ingestion(Construct):
             handler="lambdas.ingestion.handler.handle",
             service_name=SERVICE_INGESTION,
             description="labeling ingestion: S3 uploads to Rekognition Custom Labels dataset entries",
-            environment={
-                ENV_BUCKET: storage.bucket.bucket_name,
-                ENV_LIFECYCLE_TOPIC: notifications.lifecycle_topic.topic_arn,
-                ENV_STATE_TABLE: storage.state_table.table_name,
-                ENV_IDEMPOTENCY_TABLE: storage.idempotency_table.table_name,
-                ENV_SETTINGS_PARAMETER: storage.settings_parameter.parameter_name,
-                ENV_INGESTION_QUEUE_URL: self.queue.queue_url,
-                ENV_INGESTION_FLUSH_DELAY: str(int(options["flush_delay_seconds"])),
-                ENV_DATASET_POLL_SECONDS: "5",
-                ENV_INGESTION_RETRY_HOURS: str(float(options["retry_hours"])),
-            },
+            environment=IngestionEnvironment.variables(
+                bucket=storage.bucket.bucket_name,
+                lifecycle_topic_arn=notifications.lifecycle_topic.topic_arn,
+                state_table=storage.state_table.table_name,
+                idempotency_table=storage.idempotency_table.table_name,
+                settings_parameter=storage.settings_parameter.parameter_name,
+                queue_url=self.queue.queue_url,
+                flush_delay_seconds=int(options["flush_delay_seconds"]),
+                dataset_poll_seconds=5,
+                retry_hours=float(options["retry_hours"]),
+            ),
             timeout=FUNCTION_TIMEOUT,
             memory_size=512,
         )
         self.functions = [self.handler]
-        function = self.handler.function
-        function.add_event_source(
-            event_sources.SqsEventSource(
-                self.queue,
-                batch_size=int(options["batch_size"]),
-                max_batching_window=Duration.seconds(5),
-                report_batch_item_failures=True,
-                max_concurrency=int(options["max_concurrency"]),
-            )
+        self.consume(
+            self.handler,
+            batch_size=int(options["batch_size"]),
+            max_concurrency=int(options["max_concurrency"]),
         )
 
         destination = ScopedQueueDestination(self.queue, storage.key)
-        for project in projects:
+        for project in self.projects:
             for folder in INGESTION_FOLDERS:
                 storage.bucket.add_event_notification(
                     s3.EventType.OBJECT_CREATED,
@@ -129,26 +100,16 @@ class Ingestion(Construct):
         self._grant(settings, storage, notifications)
 
         # Staged lines kept after service errors lasted longer than retry_hours: someone must look.
-        self.stalled_alarm = cloudwatch.Alarm(
+        self.stalled_alarm = notifying_alarm(
             self,
             "UpdatesStalledAlarm",
-            alarm_description=(
+            description=(
                 f"Dataset updates failed with service errors for more than {options['retry_hours']} hours; "
                 "the staged lines are kept and applied by the next upload to the dataset"
             ),
-            metric=cloudwatch.Metric(
-                namespace=METRICS_NAMESPACE,
-                metric_name=METRIC_INGESTION_STALLED,
-                dimensions_map={"service": self.handler.node.id},
-                statistic="Sum",
-                period=Duration.minutes(5),
-            ),
-            threshold=1,
-            evaluation_periods=1,
-            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            metric=self.handler.metric(METRIC_INGESTION_STALLED, statistic="Sum", period=Duration.minutes(5)),
+            topic=notifications.lifecycle_topic,
         )
-        self.stalled_alarm.add_alarm_action(cloudwatch_actions.SnsAction(notifications.lifecycle_topic))
         self.alarms = [self.dlq_alarm, self.stalled_alarm]
         self._acknowledge(settings, storage)
 

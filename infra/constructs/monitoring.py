@@ -28,6 +28,7 @@ from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct, IConstruct
 
+from infra.constructs.function import METRICS_NAMESPACE
 from lambdas.common.constants import (
     METRIC_DIMENSION_PROJECT,
     METRIC_IMAGE_ERRORS,
@@ -38,7 +39,7 @@ from lambdas.common.constants import (
 )
 from lambdas.common.settings import AppSettings
 
-NAMESPACE = "CustomLabelsAutopilot"  # POWERTOOLS_METRICS_NAMESPACE of every function
+NAMESPACE = METRICS_NAMESPACE
 CONCERNS = ("ingestion", "training", "serving", "detection", "guard", "storage", "notifications")
 # The controller ticks every minute; a model that runs unwanted this many minutes in a row alarms.
 UNWANTED_RUNNING_MINUTES = 15

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 import jsii
 from aws_cdk import Acknowledgment, Duration, Stack, Validations
 from aws_cdk import aws_cloudwatch as cloudwatch
-from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
@@ -19,6 +18,8 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 from aws_cdk.interfaces.aws_s3 import IBucketRef
 from constructs import Construct
+
+from infra.constructs.alarms import notifying_alarm
 
 DEAD_LETTER_RETENTION = Duration.days(14)
 WORK_RETENTION = Duration.days(4)
@@ -47,18 +48,13 @@ def dead_letter_alarm(
     scope: Construct, construct_id: str, *, dlq: sqs.IQueue, topic: sns.ITopic, description: str
 ) -> cloudwatch.Alarm:
     """Fires as soon as one message waits in `dlq`; notifies `topic`."""
-    alarm = cloudwatch.Alarm(
+    return notifying_alarm(
         scope,
         construct_id,
-        alarm_description=description,
+        description=description,
         metric=dlq.metric_approximate_number_of_messages_visible(period=Duration.minutes(1)),
-        threshold=1,
-        evaluation_periods=1,
-        comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-        treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        topic=topic,
     )
-    alarm.add_alarm_action(cloudwatch_actions.SnsAction(topic))
-    return alarm
 
 
 @dataclass(frozen=True)

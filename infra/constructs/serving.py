@@ -12,7 +12,7 @@ lifecycle event.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Unpack
 
 from aws_cdk import Duration, RemovalPolicy, Stack
 from aws_cdk import aws_events as events
@@ -25,21 +25,17 @@ from aws_cdk import aws_scheduler_targets as scheduler_targets
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
+from infra.constructs.app import AppConstruct, AppScope
 from infra.constructs.function import AutopilotFunction
 from infra.constructs.nag import acknowledge_iam5
-from infra.constructs.notifications import Notifications
 from infra.constructs.queues import dead_letter_queue
-from infra.constructs.storage import Storage
 from infra.step_functions_errors import rekognition_error, transient_errors
+from lambdas.common.config import ControllerEnvironment
 from lambdas.common.constants import (
     ATTR_EVENT_TYPE,
     ATTR_PROJECT,
     CONTROL_TRIGGER_SCHEDULE,
     DETAIL_TYPE_MODEL_CONTROL_REQUESTED,
-    ENV_LIFECYCLE_TOPIC,
-    ENV_MODEL_CONTROL_STATE_MACHINE,
-    ENV_SETTINGS_PARAMETER,
-    ENV_STATE_TABLE,
     EVENT_MODEL_RUNNING,
     EVENT_MODEL_START_FAILED,
     EVENT_MODEL_STOP_FAILED,
@@ -56,7 +52,6 @@ from lambdas.common.constants import (
     TRANSITION_START,
     TRANSITION_STOP,
 )
-from lambdas.common.settings import AppSettings
 from lambdas.serving.policy import LOCK_MARGIN_SECONDS, TRANSITION_TIMEOUT_SECONDS
 from lambdas.serving.windows import validate_windows
 
@@ -410,18 +405,10 @@ def render_definition(state_table: str, lifecycle_topic_arn: str) -> str:
     )
 
 
-class Serving(Construct):
-    def __init__(
-        self,
-        scope: Construct,
-        construct_id: str,
-        *,
-        settings: AppSettings,
-        storage: Storage,
-        notifications: Notifications,
-    ) -> None:
-        super().__init__(scope, construct_id)
-        stack = Stack.of(self)
+class Serving(AppConstruct):
+    def __init__(self, scope: Construct, construct_id: str, **app: Unpack[AppScope]) -> None:
+        super().__init__(scope, construct_id, **app)
+        settings, storage, notifications, stack = self.settings, self.storage, self.notifications, self.stack
         served = [
             name for name, project in settings.projects.items() if project.feature == FEATURE_CUSTOM_LABELS
         ]
@@ -485,12 +472,12 @@ class Serving(Construct):
             handler="lambdas.serving.controller.handle",
             service_name=SERVICE_MODEL_CONTROLLER,
             description="the model controller: starts and stops Custom Labels models on demand",
-            environment={
-                ENV_STATE_TABLE: storage.state_table.table_name,
-                ENV_LIFECYCLE_TOPIC: notifications.lifecycle_topic.topic_arn,
-                ENV_MODEL_CONTROL_STATE_MACHINE: self.state_machine.state_machine_arn,
-                ENV_SETTINGS_PARAMETER: storage.settings_parameter.parameter_name,
-            },
+            environment=ControllerEnvironment.variables(
+                state_table=storage.state_table.table_name,
+                lifecycle_topic=notifications.lifecycle_topic.topic_arn,
+                state_machine_arn=self.state_machine.state_machine_arn,
+                settings_parameter=storage.settings_parameter.parameter_name,
+            ),
             timeout=Duration.seconds(60),
             memory_size=256,
         )

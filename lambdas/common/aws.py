@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import threading
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import boto3
@@ -38,3 +39,37 @@ def reset_clients() -> None:
     """Forgets cached clients and the Session (tests that switch endpoints or moto contexts call this)."""
     client.cache_clear()
     session.cache_clear()
+
+
+class LazyClient:
+    """A client attribute built on first use: `client = LazyClient("rekognition")` in a class body.
+
+    The instance keeps an injected client (tests) in the attribute named `slot`; when that is None,
+    the first read stores and returns the shared client of `service`.
+    """
+
+    def __init__(self, service: str, slot: str = "_client") -> None:
+        self.service = service
+        self.slot = slot
+
+    def __get__(self, instance: object, owner: type | None = None) -> Any:
+        if instance is None:
+            return self
+        found = getattr(instance, self.slot, None)
+        if found is None:
+            found = client(self.service)
+            setattr(instance, self.slot, found)
+        return found
+
+
+def iter_pages(
+    call: Callable[..., dict[str, Any]], key: str, *, max_pages: int = 1000, **arguments: Any
+) -> Iterator[Any]:
+    """The items under `key` of every page of a NextToken-paginated call, at most `max_pages` pages."""
+    for _ in range(max_pages):
+        page = call(**arguments)
+        yield from page.get(key, [])
+        token = page.get("NextToken")
+        if not token:
+            return
+        arguments["NextToken"] = token

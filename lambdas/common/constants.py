@@ -178,6 +178,9 @@ ITEM_APPLIED_PREFIX: Final = "APPLIED#"  # + dataset type + "#" + hash: token of
 ITEM_INGESTION_RETRY_PREFIX: Final = "INGESTION_RETRY#"  # + dataset type: service-error streak
 ITEM_INGESTION_TASK: Final = "INGESTION_TASK"  # the project's task type, fixed by its first entries
 METRIC_INGESTION_STALLED: Final = "DatasetUpdatesStalled"  # staged lines kept after the retry bound
+INGESTION_RETRY_HOURS_DEFAULT: Final = 24  # service errors are waited out this long before the alarm
+# SQS DelaySeconds: 0 to 900 (SendMessage, Amazon SQS API Reference).
+SQS_MAX_DELAY_SECONDS: Final = 900
 
 # Rekognition Custom Labels limits checked before anything is sent.
 IMAGE_MAX_BYTES: Final = 15 * 1024 * 1024

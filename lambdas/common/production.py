@@ -145,11 +145,7 @@ class StateTableClient:
         self.table_name = name
         self._client = client
 
-    @property
-    def client(self) -> Any:
-        if self._client is None:
-            self._client = aws.client("dynamodb")
-        return self._client
+    client = aws.LazyClient("dynamodb")
 
 
 def get_production(

@@ -10,8 +10,6 @@ redriven).
 from __future__ import annotations
 
 import json
-import random
-from dataclasses import dataclass
 from typing import Any
 
 from lambdas.common import aws
@@ -23,43 +21,24 @@ from lambdas.common.constants import (
     DETAIL_TYPE_MODEL_CONTROL_REQUESTED,
     EVENT_SOURCE,
 )
+from lambdas.detection.policy import (
+    MAX_WAIT_SECONDS,
+    START_REQUEST_INTERVAL_SECONDS,
+    DeferralInfo,
+    WaitedTooLong,
+    throttle_delay,
+)
 from lambdas.serving.policy import MAX_SQS_DELAY_SECONDS
 
-MAX_WAIT_SECONDS = 6 * 3600
-THROTTLE_BASE_SECONDS = 5
-THROTTLE_MAX_SECONDS = 300
-# Start requests from one project are sent at most this often (the controller is idempotent anyway).
-START_REQUEST_INTERVAL_SECONDS = 60
-
-
-class WaitedTooLong(Exception):
-    pass
-
-
-@dataclass(frozen=True)
-class DeferralInfo:
-    count: int = 0
-    first_at: float | None = None
-
-    @classmethod
-    def from_attributes(cls, attributes: dict[str, Any]) -> DeferralInfo:
-        """From SQS record messageAttributes (Lambda event shape: {"name": {"stringValue": ...}})."""
-
-        def value(name: str) -> str | None:
-            attribute = attributes.get(name) or {}
-            return attribute.get("stringValue") or attribute.get("StringValue")
-
-        count, first_at = value(DEFER_ATTR_COUNT), value(DEFER_ATTR_FIRST_AT)
-        return cls(count=int(count) if count else 0, first_at=float(first_at) if first_at else None)
-
-    def waited(self, now: float) -> float:
-        return 0.0 if self.first_at is None else now - self.first_at
-
-
-def throttle_delay(count: int, rng: random.Random | None = None) -> int:
-    """Exponential backoff with jitter for throttled calls."""
-    jitter = (rng or random).uniform(0, THROTTLE_BASE_SECONDS)
-    return int(min(THROTTLE_MAX_SECONDS, THROTTLE_BASE_SECONDS * 2 ** min(count, 8)) + jitter)
+__all__ = [
+    "MAX_WAIT_SECONDS",
+    "START_REQUEST_INTERVAL_SECONDS",
+    "ControlRequester",
+    "DeferralInfo",
+    "Requeuer",
+    "WaitedTooLong",
+    "throttle_delay",
+]
 
 
 class Requeuer:

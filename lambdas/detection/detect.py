@@ -141,11 +141,7 @@ class Detector:
     def __init__(self, rekognition_client: Any | None = None) -> None:
         self._client = rekognition_client
 
-    @property
-    def client(self) -> Any:
-        if self._client is None:
-            self._client = aws.client("rekognition")
-        return self._client
+    client = aws.LazyClient("rekognition")
 
     def detect(
         self,

@@ -116,17 +116,9 @@ class ResultSink:
         self._s3 = s3_client
         self._sns = sns_client
 
-    @property
-    def s3(self) -> Any:
-        if self._s3 is None:
-            self._s3 = aws.client("s3")
-        return self._s3
+    s3 = aws.LazyClient("s3", "_s3")
 
-    @property
-    def sns(self) -> Any:
-        if self._sns is None:
-            self._sns = aws.client("sns")
-        return self._sns
+    sns = aws.LazyClient("sns", "_sns")
 
     def copy_to_review(self, image: ImageRef, review_key: str) -> None:
         source: dict[str, str] = {"Bucket": image.bucket, "Key": image.key}

@@ -24,14 +24,7 @@ MAX_PAGES = 1000  # 100,000 projects or versions per project: far beyond the acc
 
 
 def _pages(call: Callable[..., dict[str, Any]], key: str, **arguments: Any) -> Iterator[dict[str, Any]]:
-    arguments["MaxResults"] = REKOGNITION_MAX_RESULTS
-    for _ in range(MAX_PAGES):
-        response = call(**arguments)
-        yield from response.get(key, [])
-        token = response.get("NextToken")
-        if not token:
-            return
-        arguments["NextToken"] = token
+    return aws.iter_pages(call, key, max_pages=MAX_PAGES, MaxResults=REKOGNITION_MAX_RESULTS, **arguments)
 
 
 def project_name(project_arn: str) -> str:
@@ -45,11 +38,7 @@ class AccountModels:
     def __init__(self, client: Any | None = None) -> None:
         self._client = client
 
-    @property
-    def client(self) -> Any:
-        if self._client is None:
-            self._client = aws.client("rekognition")
-        return self._client
+    client = aws.LazyClient("rekognition")
 
     def projects(self) -> list[dict[str, Any]]:
         # Without Features only CUSTOM_LABELS projects are listed.
@@ -114,11 +103,7 @@ class GuardStore:
         self._table = table_name
         self._client = client
 
-    @property
-    def client(self) -> Any:
-        if self._client is None:
-            self._client = aws.client("dynamodb")
-        return self._client
+    client = aws.LazyClient("dynamodb")
 
     @staticmethod
     def key() -> dict[str, Any]:

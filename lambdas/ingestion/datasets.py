@@ -96,11 +96,7 @@ class DatasetGateway:
         self._sleep = sleep
         self._clock = clock
 
-    @property
-    def client(self) -> Any:
-        if self._client is None:
-            self._client = aws.client("rekognition")
-        return self._client
+    client = aws.LazyClient("rekognition")
 
     # -- projects and datasets -----------------------------------------------------------------
     def find_project(self, name: str, feature: str) -> dict[str, Any] | None:

@@ -42,11 +42,7 @@ class S3ObjectSource:
         self._read_ahead: dict[ObjectId, ImageInfo | Rejected] = {}
         self._lock = threading.Lock()
 
-    @property
-    def client(self) -> Any:
-        if self._client is None:
-            self._client = aws.client("s3")
-        return self._client
+    client = aws.LazyClient("s3")
 
     def prefetch_image_infos(self, objects: Iterable[ObjectId]) -> int:
         """Reads the headers of these images concurrently; returns how many were read ahead.

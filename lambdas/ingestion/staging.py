@@ -142,25 +142,36 @@ class StagingStore(StateTableClient):
         """The oldest staged items of one dataset, up to about `max_lines` lines."""
         found: list[StagedBatch] = []
         total = 0
-        paginator = self.client.get_paginator("query")
-        pages = paginator.paginate(
+        for item in self._staged_items(project, staged_prefix(dataset_type)):
+            versions = [(Line(ref, text), seq) for ref, seq, text in json.loads(item["lines"]["S"])]
+            found.append(StagedBatch(item[STATE_SK]["S"], versions, int(item["attempts"]["N"])))
+            total += len(versions)
+            if total >= max_lines:
+                return found
+        return found
+
+    def staged_counts(self, project: str) -> dict[str, int]:
+        """Lines waiting for a dataset update, per dataset type (for `autopilot queues`)."""
+        counts: dict[str, int] = {}
+        for item in self._staged_items(project, ITEM_STAGED_ENTRY_PREFIX):
+            dataset_type = item[STATE_SK]["S"].removeprefix(ITEM_STAGED_ENTRY_PREFIX).split("#", 1)[0]
+            try:
+                count = len(json.loads(item.get("lines", {}).get("S", "[]")))
+            except ValueError:
+                count = 1
+            counts[dataset_type] = counts.get(dataset_type, 0) + count
+        return counts
+
+    def _staged_items(self, project: str, prefix: str) -> Iterator[dict[str, Any]]:
+        pages = self.client.get_paginator("query").paginate(
             TableName=self.table_name,
             KeyConditionExpression="#pk = :pk AND begins_with(#sk, :prefix)",
             ExpressionAttributeNames={"#pk": STATE_PK, "#sk": STATE_SK},
-            ExpressionAttributeValues={
-                ":pk": {"S": project_key(project)},
-                ":prefix": {"S": staged_prefix(dataset_type)},
-            },
+            ExpressionAttributeValues={":pk": {"S": project_key(project)}, ":prefix": {"S": prefix}},
             ConsistentRead=True,
         )
         for page in pages:
-            for item in page.get("Items", []):
-                versions = [(Line(ref, text), seq) for ref, seq, text in json.loads(item["lines"]["S"])]
-                found.append(StagedBatch(item[STATE_SK]["S"], versions, int(item["attempts"]["N"])))
-                total += len(versions)
-                if total >= max_lines:
-                    return found
-        return found
+            yield from page.get("Items", [])
 
     def remove(self, project: str, dataset_type: str, batches: Sequence[StagedBatch]) -> None:
         self._batch_write([{"DeleteRequest": {"Key": state_key(project, batch.sk)}} for batch in batches])
@@ -324,3 +335,34 @@ class DatasetLease(StateTableClient):
         except ClientError as error:
             if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
                 raise
+
+
+class Stager:
+    """Stages the lines of one batch of uploads, image and manifest lines alike.
+
+    Image lines are held and written together after the batch (a few batched writes instead of one
+    per image); a manifest's blocks are written as they are read (`StagingStore.stage`, inside the
+    manifest's idempotency record, which must not outlive its lines). Either way the dataset is
+    remembered, so that every dataset that got new lines is flushed.
+    """
+
+    def __init__(self, store: StagingStore) -> None:
+        self.store = store
+        self.held: dict[tuple[str, str], list[tuple[Line, str]]] = {}
+        self.touched: set[tuple[str, str]] = set()
+
+    def hold(self, project: str, dataset_type: str, versions: Sequence[tuple[Line, str]]) -> None:
+        self.held.setdefault((project, dataset_type), []).extend(versions)
+
+    def staged(self, project: str, dataset_type: str) -> None:
+        """Lines of this dataset were staged already (a manifest's blocks)."""
+        self.touched.add((project, dataset_type))
+
+    def write_held(self) -> int:
+        """Writes the held lines; returns how many."""
+        written = 0
+        for (project, dataset_type), versions in self.held.items():
+            written += self.store.stage_versions(project, dataset_type, versions)
+            self.touched.add((project, dataset_type))
+        self.held.clear()
+        return written

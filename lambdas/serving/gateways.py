@@ -25,11 +25,7 @@ class RekognitionModels:
         self._client = rekognition_client
         self._project_arns: dict[str, str] = {}
 
-    @property
-    def client(self) -> Any:
-        if self._client is None:
-            self._client = aws.client("rekognition")
-        return self._client
+    client = aws.LazyClient("rekognition")
 
     def project_arn(self, project: str) -> str | None:
         if project not in self._project_arns:

@@ -25,6 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from lambdas.common.constants import SQS_MAX_DELAY_SECONDS
 from lambdas.serving.idle import FinishedTransition, IdleHistory
 
 
@@ -168,7 +169,7 @@ def decide(state: ServingState, observation: Observation, policy: Policy) -> Dec
 # machine polls at most this long, and the transition lock expires a little after it.
 TRANSITION_TIMEOUT_SECONDS = 3600
 LOCK_MARGIN_SECONDS = 300
-MAX_SQS_DELAY_SECONDS = 900
+MAX_SQS_DELAY_SECONDS = SQS_MAX_DELAY_SECONDS
 
 
 def deferral_delay_seconds(model_poll_seconds: int) -> int:

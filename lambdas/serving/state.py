@@ -117,11 +117,7 @@ class ServingStore:
         self._table = table_name
         self._client = dynamodb_client
 
-    @property
-    def client(self) -> Any:
-        if self._client is None:
-            self._client = aws.client("dynamodb")
-        return self._client
+    client = aws.LazyClient("dynamodb")
 
     def load(self, project: str) -> ServingState:
         response = self.client.get_item(TableName=self._table, Key=serving_key(project), ConsistentRead=True)

@@ -10,7 +10,7 @@ from botocore.config import Config
 from PIL import Image
 
 from lambdas.common import aws
-from lambdas.detection import deferral
+from lambdas.detection import policy as detection_policy
 from tests.integration.serving_support import BUCKET, detections, digits, fast_settings, offline_world
 
 
@@ -35,7 +35,7 @@ def start_model(stack: Any) -> None:
 def test_bad_images_get_error_results_and_throttled_ones_wait(monkeypatch: Any) -> None:
     # The client's own retries are turned off so injected throttling reaches the handler.
     monkeypatch.setattr(aws, "_CONFIG", Config(retries={"total_max_attempts": 1, "mode": "standard"}))
-    monkeypatch.setattr(deferral, "THROTTLE_BASE_SECONDS", 0)
+    monkeypatch.setattr(detection_policy, "THROTTLE_BASE_SECONDS", 0)
     with offline_world(monkeypatch, fast_settings(), {"digits": "CUSTOM_LABELS"}) as world:
         stack = world.stack
         start_model(stack)

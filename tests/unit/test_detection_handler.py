@@ -8,10 +8,11 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
+from lambdas.common.config import DetectionEnvironment
 from lambdas.common.settings import AppSettings, ProjectSettings
 from lambdas.detection.deferral import DeferralInfo
 from lambdas.detection.detect import ModelNotReady, NoProductionVersion, Throttled
-from lambdas.detection.handler import BatchRun, DetectionEnvironment, images_of, process_record
+from lambdas.detection.run import BatchRun, images_of, process_record
 
 SETTINGS = AppSettings(projects={"digits": ProjectSettings(model_poll_seconds=45)})
 

@@ -13,9 +13,10 @@ import pytest
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from botocore.stub import Stubber
 
+from lambdas.common import config
 from lambdas.common.production import ProductionRecord
 from lambdas.common.settings import AppSettings, ProjectSettings
-from lambdas.detection import handler
+from lambdas.detection import run as detection_run
 from lambdas.detection.deferral import DeferralInfo
 from lambdas.detection.detect import Detector
 from lambdas.detection.service import DetectionService
@@ -71,7 +72,7 @@ class NoSink:
 @pytest.fixture
 def no_idempotency(monkeypatch: pytest.MonkeyPatch) -> None:
     """Classify directly (the idempotency layer is covered elsewhere and needs DynamoDB)."""
-    monkeypatch.setattr(handler, "idempotent_classify", lambda table: handler._classify)
+    monkeypatch.setattr(detection_run, "idempotent_classify", lambda table: detection_run._classify)
 
 
 def test_a_stopped_model_sends_the_message_back_and_asks_for_a_start(no_idempotency: None) -> None:
@@ -84,8 +85,8 @@ def test_a_stopped_model_sends_the_message_back_and_asks_for_a_start(no_idempote
         f1_score=0.9,
         promoted_at="2026-11-21T18:00:00+00:00",
     )
-    run = handler.BatchRun(
-        environment=handler.DetectionEnvironment.model_validate(
+    run = detection_run.BatchRun(
+        environment=config.DetectionEnvironment.model_validate(
             {
                 "DETECTIONS_TOPIC_ARN": "arn:aws:sns:us-east-1:123456789012:detections",
                 "STATE_TABLE_NAME": "state",
@@ -114,7 +115,9 @@ def test_a_stopped_model_sends_the_message_back_and_asks_for_a_start(no_idempote
             http_status_code=400,
         )
         # When the record is processed
-        handler.process_record(SQSRecord({"messageId": "m1", "body": body, "messageAttributes": {}}), run)
+        detection_run.process_record(
+            SQSRecord({"messageId": "m1", "body": body, "messageAttributes": {}}), run
+        )
         stub.assert_no_pending_responses()
     # Then the message went back with the model poll delay and a start was asked for
     [(sent_body, info, delay)] = run.requeuer.sent  # type: ignore[attr-defined]

@@ -9,8 +9,8 @@ from botocore.exceptions import ClientError
 from lambdas.common.constants import EVENT_GUARD_STOPPED, EVENT_GUARD_UNMANAGED_RUNNING
 from lambdas.common.settings import AppSettings, GuardSettings, ProjectSettings
 from lambdas.guard.gateways import GuardStore, project_name
-from lambdas.guard.handler import GuardDeps, run_sweep
 from lambdas.guard.policy import RunningVersion
+from lambdas.guard.sweep import GuardDeps, run_sweep
 from lambdas.serving.gateways import QueueBacklog
 from lambdas.serving.state import ServingStore
 from lambdas.training.state import TrainingStateStore

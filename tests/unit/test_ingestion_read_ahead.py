@@ -11,7 +11,7 @@ import pytest
 from moto import mock_aws
 from PIL import Image
 
-from lambdas.ingestion.handler import _batch_images
+from lambdas.ingestion.batch import batch_images as _batch_images
 from lambdas.ingestion.objects import ObjectGone, S3ObjectSource
 from lambdas.ingestion.validation import ImageInfo, Rejected
 

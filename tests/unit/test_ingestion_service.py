@@ -8,9 +8,9 @@ from collections.abc import Iterator
 import pytest
 
 from lambdas.common.settings import AppSettings, ProjectSettings
-from lambdas.ingestion import service
+from lambdas.ingestion import ingest
+from lambdas.ingestion.ingest import IngestResult, S3ObjectEvent, ingest_object, is_manifest_key
 from lambdas.ingestion.lines import Line
-from lambdas.ingestion.service import IngestResult, S3ObjectEvent, ingest_object, is_manifest_key
 from lambdas.ingestion.validation import ImageInfo, Rejected
 
 SETTINGS = AppSettings(projects={"digits": ProjectSettings()})
@@ -95,7 +95,7 @@ def test_object_in_another_bucket_is_ignored() -> None:
 
 
 def test_manifest_is_staged_block_by_block_with_line_numbers_kept(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(service, "MANIFEST_BLOCK_LINES", 2)
+    monkeypatch.setattr(ingest, "MANIFEST_BLOCK_LINES", 2)
     good = [
         json.dumps(
             {
@@ -122,7 +122,7 @@ def test_manifest_is_staged_block_by_block_with_line_numbers_kept(monkeypatch: p
 
 
 def test_manifest_rejections_are_capped(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(service, "MAX_LINE_REJECTIONS_REPORTED", 3)
+    monkeypatch.setattr(ingest, "MAX_LINE_REJECTIONS_REPORTED", 3)
     result = run("digits/manifests/train/m.manifest", FakeSource(lines=[b"{bad"] * 10))
     assert len(result.rejections) == 4 and "7 more lines were rejected" in result.rejections[-1].reason
 

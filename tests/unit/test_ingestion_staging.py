@@ -7,7 +7,14 @@ from typing import Any
 import pytest
 
 from lambdas.ingestion.lines import Line
-from lambdas.ingestion.staging import DatasetLease, StagingStore, event_seq, newest_lines, split_versions
+from lambdas.ingestion.staging import (
+    DatasetLease,
+    Stager,
+    StagingStore,
+    event_seq,
+    newest_lines,
+    split_versions,
+)
 from tests.unit.conftest import STATE_TABLE
 
 
@@ -115,3 +122,32 @@ def test_the_first_task_type_proposed_is_the_projects_for_every_caller(table) ->
     assert first.project_task("digits", "IMAGE_LEVEL_LABELS") == "IMAGE_LEVEL_LABELS"
     assert second.project_task("digits", "OBJECT_LOCALIZATION") == "IMAGE_LEVEL_LABELS"
     assert second.project_task("other", "OBJECT_LOCALIZATION") == "OBJECT_LOCALIZATION"
+
+
+def test_staged_counts_are_per_dataset_of_one_project(table) -> None:
+    name, client = table
+    store = StagingStore(name, client)
+    # Given lines staged for both datasets of one project, and for another project
+    store.stage("digits", "TRAIN", lines(30), "s")
+    store.stage("digits", "TEST", lines(2, "t"), "s")
+    store.stage("other", "TRAIN", lines(5, "o"), "s")
+    # When the project's staged lines are counted / Then per dataset, the other project left out
+    assert store.staged_counts("digits") == {"TRAIN": 30, "TEST": 2}
+    assert store.staged_counts("none") == {}
+
+
+def test_a_stager_holds_image_lines_until_the_batch_ends_and_remembers_every_dataset(table) -> None:
+    name, client = table
+    stager = Stager(StagingStore(name, client))
+    # Given image lines held for one dataset and a manifest staged for another
+    stager.hold("digits", "TRAIN", [(line, "s") for line in lines(3)])
+    stager.hold("digits", "TRAIN", [(line, "s") for line in lines(2, "x")])
+    stager.store.stage("digits", "TEST", lines(4, "t"), "s")
+    stager.staged("digits", "TEST")
+    # Then nothing of the held lines is in the table yet
+    assert stager.store.staged_counts("digits") == {"TEST": 4}
+    # When the held lines are written / Then all of them are, and both datasets are to be flushed
+    assert stager.write_held() == 5
+    assert stager.store.staged_counts("digits") == {"TRAIN": 5, "TEST": 4}
+    assert stager.touched == {("digits", "TRAIN"), ("digits", "TEST")}
+    assert stager.write_held() == 0

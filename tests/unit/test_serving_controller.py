@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from lambdas.serving.controller import ControlRequest, apply_override, parse_request
 from lambdas.serving.policy import Desired
+from lambdas.serving.requests import ControlRequest, apply_override, parse_request
 
 
 @dataclass

@@ -1,8 +1,8 @@
 """Event-source polling: the one SQS poller of the local runtime. It feeds a queue's messages to a
-function the way Lambda's event source mapping does (BatchSize, MaximumBatchingWindowInSeconds,
-ReportBatchItemFailures; a failed message becomes visible again after the queue's visibility
-timeout on the runtime's clock, and moto moves it to the dead-letter queue after maxReceiveCount),
-and drains the runtime's tap queues."""
+function the way Lambda's event source mapping does (BatchSize, MaximumBatchingWindowInSeconds on
+the runtime's clock, ReportBatchItemFailures; a failed message becomes visible again after the
+queue's visibility timeout on the runtime's clock, and moto moves it to the dead-letter queue after
+maxReceiveCount), and drains the runtime's tap queues."""
 
 from __future__ import annotations
 
@@ -63,7 +63,7 @@ class SqsPoller:
         return messages
 
     def batch_ready(self, mapping: EventSourceMapping) -> bool:
-        """MaximumBatchingWindowInSeconds: wait (real seconds) for a full batch, as the poller does."""
+        """MaximumBatchingWindowInSeconds: wait for a full batch, as the poller does (on the clock)."""
         if mapping.batching_window_s <= 0 or mapping.batch_size <= 1:
             return True
         attributes = self.ctx.client("sqs").get_queue_attributes(
@@ -75,7 +75,7 @@ class SqsPoller:
             return False
         if waiting >= mapping.batch_size:
             return True
-        now = time.monotonic()
+        now = self.ctx.clock.now().timestamp()
         if mapping.pending_since is None:
             mapping.pending_since = now
         return now - mapping.pending_since >= mapping.batching_window_s

@@ -156,17 +156,7 @@ class IngestionStack:
         return report
 
     def _depth(self) -> int:
-        attributes = self.sqs.get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=["All"])[
-            "Attributes"
-        ]
-        return sum(
-            int(attributes[name])
-            for name in (
-                "ApproximateNumberOfMessages",
-                "ApproximateNumberOfMessagesNotVisible",
-                "ApproximateNumberOfMessagesDelayed",
-            )
-        )
+        return self.runtime.poller.depth(self.queue_url)
 
     # -- observations ------------------------------------------------------------------------------
     def events(self) -> list[dict[str, Any]]:
@@ -176,24 +166,26 @@ class IngestionStack:
         return list(self._events)
 
     def dataset_entries(self, project: str, dataset_type: str) -> list[dict[str, Any]]:
-        client = aws.client("rekognition")
-        feature = self.projects[project].feature
-        projects = client.describe_projects(ProjectNames=[project], Features=[feature])["ProjectDescriptions"]
-        if not projects:
-            return []
-        arn = next(
-            (d["DatasetArn"] for d in projects[0]["Datasets"] if d["DatasetType"] == dataset_type), None
-        )
-        if arn is None:
-            return []
-        entries: list[dict[str, Any]] = []
-        arguments: dict[str, Any] = {"DatasetArn": arn, "MaxResults": 100}
-        while True:
-            page = client.list_dataset_entries(**arguments)
-            entries.extend(json.loads(line) for line in page.get("DatasetEntries", []))
-            if not page.get("NextToken"):
-                return entries
-            arguments["NextToken"] = page["NextToken"]
+        return dataset_entries(project, self.projects[project].feature, dataset_type)
+
+
+def dataset_entries(project: str, feature: str, dataset_type: str) -> list[dict[str, Any]]:
+    """Every entry of the project's dataset of that type, as the engine lists them."""
+    client = aws.client("rekognition")
+    projects = client.describe_projects(ProjectNames=[project], Features=[feature])["ProjectDescriptions"]
+    if not projects:
+        return []
+    arn = next((d["DatasetArn"] for d in projects[0]["Datasets"] if d["DatasetType"] == dataset_type), None)
+    if arn is None:
+        return []
+    entries: list[dict[str, Any]] = []
+    arguments: dict[str, Any] = {"DatasetArn": arn, "MaxResults": 100}
+    while True:
+        page = client.list_dataset_entries(**arguments)
+        entries.extend(json.loads(line) for line in page.get("DatasetEntries", []))
+        if not page.get("NextToken"):
+            return entries
+        arguments["NextToken"] = page["NextToken"]
 
 
 @contextmanager

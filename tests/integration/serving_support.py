@@ -189,17 +189,7 @@ class OfflineStack:
         return found
 
     def queue_depth(self) -> int:
-        attributes = self.sqs.get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=["All"])[
-            "Attributes"
-        ]
-        return sum(
-            int(attributes[name])
-            for name in (
-                "ApproximateNumberOfMessages",
-                "ApproximateNumberOfMessagesNotVisible",
-                "ApproximateNumberOfMessagesDelayed",
-            )
-        )
+        return self.runtime.poller.depth(self.queue_url)
 
     def dead_letter_depth(self) -> int:
         attributes = self.sqs.get_queue_attributes(

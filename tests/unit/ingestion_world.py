@@ -18,7 +18,7 @@ from urllib.parse import quote_plus
 
 import boto3
 
-from bench.ingestion_burst import DEFAULT_PROJECTS, DrainReport
+from bench.ingestion_burst import DEFAULT_PROJECTS, DrainReport, dataset_entries
 from lambdas.common import aws, config
 from lambdas.common.constants import (
     ENV_BUCKET,
@@ -283,21 +283,4 @@ class OfflineIngestion:
         return list(self._events)
 
     def dataset_entries(self, project: str, dataset_type: str) -> list[dict[str, Any]]:
-        client = aws.client("rekognition")
-        feature = self.projects[project].feature
-        projects = client.describe_projects(ProjectNames=[project], Features=[feature])["ProjectDescriptions"]
-        if not projects:
-            return []
-        arn = next(
-            (d["DatasetArn"] for d in projects[0]["Datasets"] if d["DatasetType"] == dataset_type), None
-        )
-        if arn is None:
-            return []
-        entries: list[dict[str, Any]] = []
-        arguments: dict[str, Any] = {"DatasetArn": arn, "MaxResults": 100}
-        while True:
-            page = client.list_dataset_entries(**arguments)
-            entries.extend(json.loads(line) for line in page.get("DatasetEntries", []))
-            if not page.get("NextToken"):
-                return entries
-            arguments["NextToken"] = page["NextToken"]
+        return dataset_entries(project, self.projects[project].feature, dataset_type)

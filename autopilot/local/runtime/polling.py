@@ -62,6 +62,20 @@ class SqsPoller:
             sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
         return messages
 
+    def depth(self, queue_url: str) -> int:
+        """Messages in the queue: visible, in flight and delayed."""
+        attributes = self.ctx.client("sqs").get_queue_attributes(QueueUrl=queue_url, AttributeNames=["All"])[
+            "Attributes"
+        ]
+        return sum(
+            int(attributes.get(name, 0))
+            for name in (
+                "ApproximateNumberOfMessages",
+                "ApproximateNumberOfMessagesNotVisible",
+                "ApproximateNumberOfMessagesDelayed",
+            )
+        )
+
     def batch_ready(self, mapping: EventSourceMapping) -> bool:
         """MaximumBatchingWindowInSeconds: wait for a full batch, as the poller does (on the clock)."""
         if mapping.batching_window_s <= 0 or mapping.batch_size <= 1:

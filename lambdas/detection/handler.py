@@ -12,7 +12,6 @@ from __future__ import annotations
 import functools
 import json
 import os
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,6 +31,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict, Field
 
 from lambdas.common import aws
+from lambdas.common import clock as shared_clock
 from lambdas.common.config import load_settings
 from lambdas.common.constants import (
     DETECTION_STATUS_ERROR,
@@ -70,7 +70,7 @@ from lambdas.serving.state import ServingStore
 logger = Logger()
 metrics = Metrics()
 processor = BatchProcessor(event_type=EventType.SQS)
-clock: Callable[[], float] = time.time  # tests replace it with a fake clock
+clock: Callable[[], float] = shared_clock.now  # tests replace it with a fake clock
 
 IDEMPOTENCY_TTL_SECONDS = 7 * 24 * 3600
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import functools
 import os
-import time
 from collections.abc import Callable
 from typing import Any, Literal
 
@@ -27,6 +26,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from lambdas.common import clock as shared_clock
 from lambdas.common.config import load_settings
 from lambdas.common.constants import (
     CONTROL_ACTION_AUTO,
@@ -49,7 +49,7 @@ from lambdas.serving.policy import Desired
 from lambdas.serving.state import ServingStore
 
 logger = Logger()
-clock: Callable[[], float] = time.time  # tests replace it with a fake clock
+clock: Callable[[], float] = shared_clock.now  # tests replace it with a fake clock
 
 
 class ControllerEnvironment(BaseModel):

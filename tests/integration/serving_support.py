@@ -47,9 +47,6 @@ REGION = "us-east-1"
 BUCKET = "autopilot-data"  # the engine's training data bucket of tests that run no stack
 # A Monday, 10:00 UTC.
 MONDAY_10 = 1_795_428_000.0
-# The runtime's clock for the SQS waits of the detection queue: its 5 s batching window and its
-# visibility timeout pass in a few real milliseconds, so a failed message is visible again at once.
-QUEUE_CLOCK_SPEED = 1000.0
 CONTROLLER_HANDLER = "lambdas.serving.controller."
 DETECTION_HANDLER = "lambdas.detection.handler."
 
@@ -141,8 +138,8 @@ class OfflineStack:
         (the event source mapping of the template: batch size, batching window, item failures).
 
         Returns (messages handed over, batch item failures). Successful messages are deleted;
-        failed ones become visible again after the visibility timeout on the runtime's clock (at
-        once in real time). Stops when the queue shows nothing visible, after `max_batches`
+        failed ones become visible again after the visibility timeout on the runtime's clock (in
+        about two real seconds). Stops when the queue shows nothing visible, after `max_batches`
         batches, or once `limit` were handed.
         """
         handed, failed, batches = 0, 0, 0
@@ -443,7 +440,9 @@ def offline_world(
         running_engine(time_scale=time_scale) as engine,
         running_stack(
             json.loads(_template()),
-            clock_speed=QUEUE_CLOCK_SPEED,
+            # The runtime's clock runs as fast as the engine: the detection queue's 5 s batching
+            # window and the state machine's waits pass in the same scaled time as a model start.
+            clock_speed=1 / time_scale,
             extra_environment={"AWS_ENDPOINT_URL_REKOGNITION": engine.url},
             start_pump=False,
         ) as runtime,

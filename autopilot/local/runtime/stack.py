@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 from typing import Any, TextIO
 
 from autopilot.local.lambda_service import LocalLambdaService
+from autopilot.local.runtime.accelerated import waits_on
 from autopilot.local.runtime.core import LocalRuntime
 from autopilot.local.schedules import SimulatedClock
 from autopilot.local.sdk_error_names import use_aws_error_names
@@ -108,10 +109,12 @@ def running_stack(
         **(extra_environment or {}),
     }
     runtime: LocalRuntime | None = None
+    clock = SimulatedClock(clock_speed)
     try:
         with (
             patched_environ(environment),
             mock_aws(config={"stepfunctions": {"execute_state_machine": True}}),
+            waits_on(clock),
             quiet_loggers("moto.stepfunctions.parser", "moto.stepfunctions", "werkzeug"),
         ):
             _reset_handler_caches()
@@ -122,9 +125,7 @@ def running_stack(
 
                 server = ThreadedMotoServer(ip_address="127.0.0.1", port=moto_server_port, verbose=False)
                 server.start()
-            runtime = LocalRuntime(
-                template, lambdas, clock=SimulatedClock(clock_speed), on_timeline=on_timeline
-            )
+            runtime = LocalRuntime(template, lambdas, clock=clock, on_timeline=on_timeline)
             runtime.lambda_url = url
             if server is not None:
                 host, port = server.get_host_and_port()

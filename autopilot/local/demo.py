@@ -419,12 +419,25 @@ class Demo:
         def idle_stop() -> str:
             self.wait_for(
                 EVENT_MODEL_STOPPED,
-                lambda: bool(self.events(EVENT_MODEL_STOPPED)),
+                self._model_stopped_last,
                 timeout_s=self.options.phase_timeout_s + 60 * self.options.idle_minutes,
             )
             return f"stopped after {self.options.idle_minutes} idle minute(s)"
 
         self.phase(f"idle stop (idle_minutes={self.options.idle_minutes})", idle_stop)
+
+    def _model_stopped_last(self) -> bool:
+        """The project's latest model.* lifecycle event is model.stopped (it may have stopped and
+        started again before)."""
+        assert self.runtime is not None
+        kinds = [
+            body.get("type")
+            for body in (published.json() for published in self.runtime.published)
+            if isinstance(body, dict)
+            and body.get("project") == self.options.project
+            and str(body.get("type", "")).startswith("model.")
+        ]
+        return bool(kinds) and kinds[-1] == EVENT_MODEL_STOPPED
 
     # -- measurements ---------------------------------------------------------------------------
     def events(self, event_type: str) -> list[dict[str, Any]]:

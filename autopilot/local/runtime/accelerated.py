@@ -17,6 +17,7 @@ from typing import Any
 from autopilot.local.schedules import SimulatedClock
 
 _LOCK = threading.Lock()
+MIN_REAL_WAIT_S = 0.1
 
 
 @contextlib.contextmanager
@@ -36,7 +37,9 @@ def waits_on(clock: SimulatedClock) -> Iterator[None]:
 
     def wait_interval(function: Any, env: Any, wait_seconds: int) -> None:
         if wait_seconds > 0:
-            env.program_state_event.wait(clock.real_seconds(wait_seconds))
+            # At least MIN_REAL_WAIT_S: a polling loop of a few milliseconds would hold the
+            # interpreter lock and starve the pump (and the functions) it is waiting for.
+            env.program_state_event.wait(max(clock.real_seconds(wait_seconds), MIN_REAL_WAIT_S))
 
     with _LOCK:
         saved = (Message.delay, WaitFunction._wait_interval)

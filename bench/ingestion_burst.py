@@ -9,42 +9,38 @@ per image, each waiting for UPDATE_COMPLETE) on the same lines. Reports calls ag
 bound ceil(total line bytes / 5 MB), entries lost and duplicated, and wall times. Writes
 bench/results/ingestion_burst.json.
 
-`OfflineIngestion` is also the harness of the ingestion integration and handler tests.
+`IngestionStack` runs the synthesized stack in the local runtime (the handler is the stack's
+ingestion function, reached through the runtime's Lambda service and SQS poller); it is also the
+harness of the ingestion burst integration test.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import random
 import struct
 import time
-import uuid
 import zlib
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
-from urllib.parse import quote_plus
-
-import boto3
+from typing import TYPE_CHECKING, Any
 
 from lambdas.common import aws, config
 from lambdas.common.constants import (
-    ENV_BUCKET,
-    ENV_DATASET_POLL_SECONDS,
-    ENV_IDEMPOTENCY_TABLE,
-    ENV_INGESTION_FLUSH_DELAY,
-    ENV_INGESTION_QUEUE_URL,
-    ENV_LIFECYCLE_TOPIC,
-    ENV_SETTINGS_PARAMETER,
-    ENV_STATE_TABLE,
-    INGESTION_FOLDERS,
-    STATE_PK,
-    STATE_SK,
+    OUTPUT_DATA_BUCKET,
+    OUTPUT_INGESTION_QUEUE,
+    OUTPUT_LIFECYCLE_TOPIC,
+    OUTPUT_SETTINGS_PARAMETER,
 )
 from lambdas.common.settings import AppSettings, ProjectSettings
+
+if TYPE_CHECKING:
+    from autopilot.local.runtime import LocalRuntime
 
 RESULTS = Path(__file__).resolve().parent / "results" / "ingestion_burst.json"
 DEFAULT_PROJECTS = {
@@ -70,277 +66,144 @@ def png_bytes(width: int = 64, height: int = 64, shade: int = 0) -> bytes:
 
 
 @dataclass
-class FakeContext:
-    """The parts of LambdaContext the handler and Powertools read."""
-
-    remaining_ms: int = 300_000
-    function_name: str = "ingestion"
-    memory_limit_in_mb: int = 512
-    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:ingestion"
-    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
-
-    def get_remaining_time_in_millis(self) -> int:
-        return self.remaining_ms
-
-
-@dataclass
 class DrainReport:
     invocations: int = 0
     records: int = 0
     failures: int = 0
 
 
-class OfflineIngestion:
-    """The ingestion function's world in moto: bucket with notifications, queue, topic, tables,
-    settings parameter. Use inside `mock_aws()` and `running_engine()`."""
+# The demo's and tests' short ingestion debounce: flush requests are not delayed.
+CONTEXT = {"ingestion": {"flush_delay_seconds": 0}}
 
-    def __init__(
-        self,
-        projects: dict[str, ProjectSettings] | None = None,
-        flush_delay: int = 0,
-        poll_seconds: float = 0.01,
-        region: str = "us-east-1",
-        s3_notifications: bool = True,
-    ) -> None:
-        self.projects = projects or DEFAULT_PROJECTS
-        self.region = region
-        self.s3 = boto3.client("s3", region_name=region)
-        self.sqs = boto3.client("sqs", region_name=region)
-        self.sns = boto3.client("sns", region_name=region)
-        self.dynamodb = boto3.client("dynamodb", region_name=region)
-        self.ssm = boto3.client("ssm", region_name=region)
-        self.bucket = f"data-{uuid.uuid4().hex[:12]}"
-        self.s3.create_bucket(Bucket=self.bucket)
-        self.s3.put_bucket_versioning(Bucket=self.bucket, VersioningConfiguration={"Status": "Enabled"})
-        self.queue_url = self.sqs.create_queue(QueueName=f"ingestion-{uuid.uuid4().hex[:8]}")["QueueUrl"]
-        queue_arn = self.sqs.get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=["QueueArn"])[
-            "Attributes"
-        ]["QueueArn"]
-        if s3_notifications:
-            from autopilot.local import s3_events
 
-            s3_events.install()  # the records carry versionId and sequencer, as on AWS
-            self._notify_queue(queue_arn)
-        self.topic_arn = self.sns.create_topic(Name=f"lifecycle-{uuid.uuid4().hex[:8]}")["TopicArn"]
-        self.events_url = self.sqs.create_queue(QueueName=f"events-{uuid.uuid4().hex[:8]}")["QueueUrl"]
+class IngestionStack:
+    """The ingestion function's world on the synthesized stack in the local runtime: its data
+    bucket (whose notifications reach the ingestion queue), the ingestion queue and its event
+    source mapping, the lifecycle topic, the tables and the settings parameter. The runtime's pump
+    is not started: the caller delivers notifications (`invoke`) and drains the queue through the
+    runtime's poller (`drain`). Use inside `running_engine()`; see `ingestion_stack`."""
+
+    def __init__(self, runtime: LocalRuntime, projects: dict[str, ProjectSettings]) -> None:
+        self.runtime = runtime
+        self.projects = projects
+        self.s3 = runtime.client("s3")
+        self.sqs = runtime.client("sqs")
+        self.bucket = runtime.output(OUTPUT_DATA_BUCKET)
+        self.queue_url = runtime.output(OUTPUT_INGESTION_QUEUE)
+        [self.mapping] = [m for m in runtime.mappings if m.queue_url == self.queue_url]
+        runtime.client("ssm").put_parameter(
+            Name=runtime.output(OUTPUT_SETTINGS_PARAMETER),
+            Value=AppSettings(projects=projects).to_json(),
+            Type="String",
+            Overwrite=True,
+        )
+        config.clear_cache()
+        self.events_url = self.sqs.create_queue(QueueName="bench-lifecycle-inbox")["QueueUrl"]
         events_arn = self.sqs.get_queue_attributes(QueueUrl=self.events_url, AttributeNames=["QueueArn"])[
             "Attributes"
         ]["QueueArn"]
-        self.sns.subscribe(
-            TopicArn=self.topic_arn,
+        runtime.client("sns").subscribe(
+            TopicArn=runtime.output(OUTPUT_LIFECYCLE_TOPIC),
             Protocol="sqs",
             Endpoint=events_arn,
             Attributes={"RawMessageDelivery": "true"},
         )
-        self.state_table = self._table("state", [(STATE_PK, "HASH"), (STATE_SK, "RANGE")])
-        self.idempotency_table = self._table("idempotency", [("id", "HASH")])
-        self.parameter = f"/autopilot/{uuid.uuid4().hex[:8]}/settings"
-        self.ssm.put_parameter(
-            Name=self.parameter, Type="String", Value=AppSettings(projects=self.projects).to_json()
-        )
-        self.environment = {
-            ENV_BUCKET: self.bucket,
-            ENV_LIFECYCLE_TOPIC: self.topic_arn,
-            ENV_STATE_TABLE: self.state_table,
-            ENV_IDEMPOTENCY_TABLE: self.idempotency_table,
-            ENV_SETTINGS_PARAMETER: self.parameter,
-            ENV_INGESTION_QUEUE_URL: self.queue_url,
-            ENV_INGESTION_FLUSH_DELAY: str(flush_delay),
-            ENV_DATASET_POLL_SECONDS: str(poll_seconds),
-        }
         self._events: list[dict[str, Any]] = []
-        self._sequence = 0
-        self._discard_test_events()
+        self.take_messages()  # the s3:TestEvent S3 sent when the notifications were configured
 
-    def _notify_queue(self, queue_arn: str) -> None:
-        """The stack's notifications: one prefix filter per project and ingestion folder."""
-        self.s3.put_bucket_notification_configuration(
-            Bucket=self.bucket,
-            NotificationConfiguration={
-                "QueueConfigurations": [
-                    {
-                        "QueueArn": queue_arn,
-                        "Events": ["s3:ObjectCreated:*"],
-                        "Filter": {"Key": {"FilterRules": [{"Name": "prefix", "Value": f"{p}/{folder}/"}]}},
-                    }
-                    for p in self.projects
-                    for folder in INGESTION_FOLDERS
-                ]
-            },
-        )
-
-    def _table(self, name: str, keys: list[tuple[str, str]]) -> str:
-        table = f"{name}-{uuid.uuid4().hex[:8]}"
-        self.dynamodb.create_table(
-            TableName=table,
-            KeySchema=[{"AttributeName": k, "KeyType": t} for k, t in keys],
-            AttributeDefinitions=[{"AttributeName": k, "AttributeType": "S"} for k, _ in keys],
-            BillingMode="PAY_PER_REQUEST",
-        )
-        return table
-
-    def _discard_test_events(self) -> None:
-        for message in self._receive(self.queue_url):
-            self.sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"])
-
-    def activate(self, monkeypatch: Any | None = None) -> None:
-        """Points the handler at this world (environment, fresh clients and settings cache)."""
-        import os
-
-        from lambdas.ingestion import handler
-
-        for name, value in self.environment.items():
-            if monkeypatch is not None:
-                monkeypatch.setenv(name, value)
-            else:
-                os.environ[name] = value
-        aws.reset_clients()
-        config.clear_cache()
-        handler.reset_runtime()
+    @functools.cached_property
+    def function_name(self) -> str:
+        return self.mapping.function_name
 
     # -- uploads -----------------------------------------------------------------------------------
-    def put(self, key: str, body: bytes) -> None:
-        """Uploads; moto delivers the S3 notification to the queue (URL-encoded key, like S3)."""
-        self.s3.put_object(Bucket=self.bucket, Key=key, Body=body)
-
     def upload(self, key: str, body: bytes) -> dict[str, Any]:
-        """Uploads without going through moto's notifications (whose queue bookkeeping grows with
-        the queue) and returns the SQS message S3 would send, in the AWS format."""
-        response = self.s3.put_object(Bucket=self.bucket, Key=key, Body=body)
-        self._sequence += 1
-        event_time = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
-        record = {
-            "eventVersion": "2.1",
-            "eventSource": "aws:s3",
-            "awsRegion": self.region,
-            "eventTime": event_time,
-            "eventName": "ObjectCreated:Put",
-            "userIdentity": {"principalId": "AWS:EXAMPLE"},
-            "requestParameters": {"sourceIPAddress": "127.0.0.1"},
-            "responseElements": {"x-amz-request-id": uuid.uuid4().hex[:16].upper()},
-            "s3": {
-                "s3SchemaVersion": "1.0",
-                "configurationId": "ingestion",
-                "bucket": {"name": self.bucket, "arn": f"arn:aws:s3:::{self.bucket}"},
-                "object": {
-                    "key": quote_plus(key, safe="/"),
-                    "size": len(body),
-                    "eTag": response["ETag"].strip('"'),
-                    "versionId": response.get("VersionId"),
-                    "sequencer": f"{self._sequence:018X}",
-                },
-            },
-        }
-        return {"Body": json.dumps({"Records": [record]}), "ReceiptHandle": uuid.uuid4().hex}
-
-    # -- delivery ----------------------------------------------------------------------------------
-    def _receive(self, queue_url: str) -> Iterator[dict[str, Any]]:
-        while True:
-            messages = self.sqs.receive_message(
-                QueueUrl=queue_url, MaxNumberOfMessages=10, AttributeNames=["All"], VisibilityTimeout=600
-            ).get("Messages", [])
-            if not messages:
-                return
-            yield from messages
+        """Uploads and takes the notification S3 sent to the ingestion queue (the caller delivers it)."""
+        self.s3.put_object(Bucket=self.bucket, Key=key, Body=body)
+        [message] = self.take_messages()
+        return message
 
     def take_messages(self) -> list[dict[str, Any]]:
-        """Everything waiting in the ingestion queue, removed from it (the harness delivers it)."""
-        taken = list(self._receive(self.queue_url))
-        for start in range(0, len(taken), 10):
-            self.sqs.delete_message_batch(
-                QueueUrl=self.queue_url,
-                Entries=[
-                    {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
-                    for i, m in enumerate(taken[start : start + 10])
-                ],
-            )
-        return taken
+        """Everything visible in the ingestion queue, removed from it."""
+        return self.runtime.poller.receive_and_delete(self.queue_url, maximum=1_000_000)
 
-    def sqs_record(self, message: dict[str, Any]) -> dict[str, Any]:
-        return {
-            "messageId": str(uuid.uuid4()),
-            "receiptHandle": message.get("ReceiptHandle", "handle"),
-            "body": message["Body"],
-            "attributes": {
-                "ApproximateReceiveCount": "1",
-                "SentTimestamp": str(int(time.time() * 1000)),
-                "SenderId": "s3",
-                "ApproximateFirstReceiveTimestamp": str(int(time.time() * 1000)),
-            },
-            "messageAttributes": {},
-            "md5OfBody": "",
-            "eventSource": "aws:sqs",
-            "eventSourceARN": f"arn:aws:sqs:{self.region}:123456789012:ingestion",
-            "awsRegion": self.region,
-        }
-
+    # -- delivery ----------------------------------------------------------------------------------
     def invoke(self, messages: list[dict[str, Any]]) -> dict[str, Any]:
-        from lambdas.ingestion import handler
+        """One invocation of the stack's ingestion function with these messages, as its event
+        source mapping builds the event."""
+        event = {"Records": [self.runtime.poller.record(m, self.mapping.queue_arn) for m in messages]}
+        record = self.runtime.lambdas.invoke(self.function_name, event)
+        if record.error is not None:
+            raise AssertionError(f"the ingestion function failed: {record.error}")
+        return dict(record.result)
 
-        event = {"Records": [self.sqs_record(m) for m in messages]}
-        return dict(handler.handle(event, FakeContext()))
-
-    def drain(
-        self,
-        *,
-        batch_size: int = 100,
-        duplicates: float = 0.0,
-        shuffle: bool = False,
-        seed: int = 1,
-        max_rounds: int = 50,
-    ) -> DrainReport:
-        """Delivers queued messages (first S3 notifications, then the handler's own flush requests)
-        until the queue is empty. Failed records are put back, like SQS would after the timeout."""
-        rng = random.Random(seed)
+    def drain(self, max_seconds: float = 120.0) -> DrainReport:
+        """Delivers what the queue holds (the function's own flush requests) through the runtime's
+        poller, with the mapping's batch size and batching window, until the queue is empty."""
         report = DrainReport()
-        for _ in range(max_rounds):
-            messages = self.take_messages()
-            if not messages:
-                return report
-            copies = [m for m in messages if rng.random() < duplicates]
-            messages = messages + copies
-            if shuffle:
-                rng.shuffle(messages)
-            for start in range(0, len(messages), batch_size):
-                batch = messages[start : start + batch_size]
-                response = self.invoke(batch)
-                report.invocations += 1
-                report.records += len(batch)
-                failed = response.get("batchItemFailures", [])
-                report.failures += len(failed)
-                for _failure in failed:
-                    pass
-                if failed:
-                    raise AssertionError(f"records failed: {failed}")
-        raise AssertionError(f"queue not drained after {max_rounds} rounds")
+        deadline = time.monotonic() + max_seconds
+        while self._depth():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"ingestion queue not drained after {max_seconds} s")
+            outcome = self.runtime.poller.poll(self.mapping, self.runtime.lambdas.invoke)
+            if not outcome.handed:
+                time.sleep(0.01)
+                continue
+            report.invocations += 1
+            report.records += outcome.handed
+            report.failures += outcome.failed
+            if outcome.failed:
+                raise AssertionError(f"{outcome.failed} records failed")
+        return report
+
+    def _depth(self) -> int:
+        return self.runtime.poller.depth(self.queue_url)
 
     # -- observations ------------------------------------------------------------------------------
     def events(self) -> list[dict[str, Any]]:
         """Lifecycle events published so far (cumulative)."""
-        for message in self._receive(self.events_url):
+        for message in self.runtime.poller.receive_and_delete(self.events_url, maximum=1_000_000):
             self._events.append(json.loads(message["Body"]))
-            self.sqs.delete_message(QueueUrl=self.events_url, ReceiptHandle=message["ReceiptHandle"])
         return list(self._events)
 
     def dataset_entries(self, project: str, dataset_type: str) -> list[dict[str, Any]]:
-        client = aws.client("rekognition")
-        feature = self.projects[project].feature
-        projects = client.describe_projects(ProjectNames=[project], Features=[feature])["ProjectDescriptions"]
-        if not projects:
-            return []
-        arn = next(
-            (d["DatasetArn"] for d in projects[0]["Datasets"] if d["DatasetType"] == dataset_type), None
-        )
-        if arn is None:
-            return []
-        entries: list[dict[str, Any]] = []
-        arguments: dict[str, Any] = {"DatasetArn": arn, "MaxResults": 100}
-        while True:
-            page = client.list_dataset_entries(**arguments)
-            entries.extend(json.loads(line) for line in page.get("DatasetEntries", []))
-            if not page.get("NextToken"):
-                return entries
-            arguments["NextToken"] = page["NextToken"]
+        return dataset_entries(project, self.projects[project].feature, dataset_type)
+
+
+def dataset_entries(project: str, feature: str, dataset_type: str) -> list[dict[str, Any]]:
+    """Every entry of the project's dataset of that type, as the engine lists them."""
+    client = aws.client("rekognition")
+    projects = client.describe_projects(ProjectNames=[project], Features=[feature])["ProjectDescriptions"]
+    if not projects:
+        return []
+    arn = next((d["DatasetArn"] for d in projects[0]["Datasets"] if d["DatasetType"] == dataset_type), None)
+    if arn is None:
+        return []
+    entries: list[dict[str, Any]] = []
+    arguments: dict[str, Any] = {"DatasetArn": arn, "MaxResults": 100}
+    while True:
+        page = client.list_dataset_entries(**arguments)
+        entries.extend(json.loads(line) for line in page.get("DatasetEntries", []))
+        if not page.get("NextToken"):
+            return entries
+        arguments["NextToken"] = page["NextToken"]
+
+
+@contextmanager
+def ingestion_stack(
+    engine_url: str, projects: dict[str, ProjectSettings] | None = None
+) -> Iterator[IngestionStack]:
+    """The synthesized stack (cdk.json with `CONTEXT`) in the local runtime, reaching the engine."""
+    from autopilot.local.runtime import running_stack
+    from autopilot.local.template import synth_template
+
+    with running_stack(
+        synth_template(CONTEXT),
+        extra_environment={"AWS_ENDPOINT_URL_REKOGNITION": engine_url},
+        start_pump=False,
+    ) as runtime:
+        yield IngestionStack(runtime, projects or DEFAULT_PROJECTS)
+    aws.reset_clients()
+    config.clear_cache()
 
 
 # ---------------------------------------------------------------------------
@@ -360,8 +223,6 @@ def _chunks(items: list[Any], size: int) -> Iterable[list[Any]]:
 def run(
     uploads: int, time_scale: float, batch_size: int, seed: int, duplicates: float, naive_sample: int
 ) -> dict[str, Any]:
-    from moto import mock_aws
-
     from autopilot.engine.testing import running_engine
     from lambdas.ingestion import chunking
     from lambdas.ingestion.datasets import DatasetGateway
@@ -370,9 +231,7 @@ def run(
     project = "digits"
     image = png_bytes()
     keys = _keys(uploads, project, labels=10)
-    with mock_aws(), running_engine(time_scale=time_scale):
-        world = OfflineIngestion(s3_notifications=False)
-        world.activate()
+    with running_engine(time_scale=time_scale) as engine, ingestion_stack(engine.url) as world:
         calls = {"UpdateDatasetEntries": 0}
 
         def count(**_: Any) -> None:
@@ -395,7 +254,7 @@ def run(
             response = world.invoke(batch)
             invocations += 1
             assert not response.get("batchItemFailures"), response
-        flush_report = world.drain(batch_size=batch_size)
+        flush_report = world.drain()
         batched_seconds = time.perf_counter() - started
         batched_cpu = time.process_time() - cpu_started
         batched_calls = calls["UpdateDatasetEntries"]

@@ -9,7 +9,6 @@ with exit code 1 instead of pretending.
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 import time
@@ -23,6 +22,14 @@ from typing import Any, TextIO
 import boto3
 from botocore.exceptions import ClientError
 
+from autopilot.local.demo_summary import (
+    dataset_stats,
+    held_out_results,
+    print_summary,
+    project_events,
+    published_detections,
+    summarize,
+)
 from autopilot.local.runtime import LocalRuntime, patched_environ, running_stack
 from autopilot.local.sample_data import DemoSplit, demo_split
 from autopilot.local.template import deep_merge, synth_template
@@ -203,28 +210,6 @@ class Demo:
         if not self.runtime.functions:
             hints.append("the synthesized stack has no Lambda functions")
         return " ".join(hints) or "No function failed; the stack may not implement this step yet."
-
-    def events(self, event_type: str) -> list[dict[str, Any]]:
-        assert self.runtime is not None
-        found = []
-        for published in self.runtime.published:
-            body = published.json()
-            if (
-                isinstance(body, dict)
-                and body.get("type") == event_type
-                and body.get("project") == self.options.project
-            ):
-                found.append(body)
-        return found
-
-    def detections(self) -> list[dict[str, Any]]:
-        assert self.runtime is not None
-        found = []
-        for published in self.runtime.published:
-            body = published.json()
-            if isinstance(body, dict) and "top_label" in body and "image" in body:
-                found.append(body)
-        return found
 
     # -- the run --------------------------------------------------------------------------------
     def run(self) -> DemoReport:
@@ -434,132 +419,51 @@ class Demo:
         def idle_stop() -> str:
             self.wait_for(
                 EVENT_MODEL_STOPPED,
-                lambda: bool(self.events(EVENT_MODEL_STOPPED)),
+                self._model_stopped_last,
                 timeout_s=self.options.phase_timeout_s + 60 * self.options.idle_minutes,
             )
             return f"stopped after {self.options.idle_minutes} idle minute(s)"
 
         self.phase(f"idle stop (idle_minutes={self.options.idle_minutes})", idle_stop)
 
+    def _model_stopped_last(self) -> bool:
+        """The project's latest model.* lifecycle event is model.stopped (it may have stopped and
+        started again before)."""
+        assert self.runtime is not None
+        kinds = [
+            body.get("type")
+            for body in (published.json() for published in self.runtime.published)
+            if isinstance(body, dict)
+            and body.get("project") == self.options.project
+            and str(body.get("type", "")).startswith("model.")
+        ]
+        return bool(kinds) and kinds[-1] == EVENT_MODEL_STOPPED
+
     # -- measurements ---------------------------------------------------------------------------
-    def _rekognition(self) -> Any:
-        return boto3.client("rekognition")
+    def events(self, event_type: str) -> list[dict[str, Any]]:
+        assert self.runtime is not None
+        return project_events(self.runtime, self.options.project, event_type)
 
-    def _dataset_stats(self) -> dict[str, dict[str, Any]]:
-        rekognition = self._rekognition()
-        stats: dict[str, dict[str, Any]] = {}
-        try:
-            projects = rekognition.describe_projects(ProjectNames=[self.options.project]).get(
-                "ProjectDescriptions", []
-            )
-        except Exception:  # the engine answers errors for unknown projects early on; treat as none yet
-            return stats
-        for project in projects:
-            for dataset in project.get("Datasets", []):
-                described = rekognition.describe_dataset(DatasetArn=dataset["DatasetArn"])[
-                    "DatasetDescription"
-                ]
-                stats[dataset["DatasetType"]] = {
-                    "Status": described.get("Status", ""),
-                    **(described.get("DatasetStats") or {}),
-                }
-        return stats
-
-    def _held_out_results(self) -> dict[str, tuple[str, dict[str, Any]]]:
-        assert self.split is not None
-        truth = {image.filename: image.label for image in self.split.held_out}
-        results: dict[str, tuple[str, dict[str, Any]]] = {}
-        for body in self.detections():
-            key = str((body.get("image") or {}).get("key", ""))
-            name = key.rsplit("/", 1)[-1]
-            if name in truth and key.startswith(f"{self.options.project}/{INFERENCE_FOLDER}/"):
-                results[name] = (truth[name], body)
-        return results
+    def detections(self) -> list[dict[str, Any]]:
+        assert self.runtime is not None
+        return published_detections(self.runtime)
 
     def _summarize(self) -> None:
-        runtime = self.runtime
-        assert runtime is not None
-        summary: dict[str, Any] = {}
-        try:
-            summary["dataset_entries"] = {
-                kind: s.get("LabeledEntries", 0) for kind, s in self._dataset_stats().items()
-            }
-        except Exception as error:  # the summary reports what it can
-            summary["dataset_entries"] = f"unavailable: {error}"
-        promoted = self.events(EVENT_VERSION_PROMOTED)
-        completed = self.events(EVENT_TRAINING_COMPLETED)
-        f1 = None
-        for body in promoted[-1:] + completed[-1:]:
-            detail = body.get("detail") or {}
-            f1 = f1 if f1 is not None else detail.get("f1") or detail.get("f1_score") or detail.get("F1Score")
-        summary["f1"] = f1
-        # The evaluation per label (the gate's figures from the evaluation summary).
-        labels = ((completed[-1].get("detail") or {}).get("labels") if completed else None) or []
-        if labels:
-            summary["label_f1"] = {row["label"]: row["f1"] for row in labels}
-        if self.split is not None:
-            # F1 is the engine's evaluation on the TEST dataset, the same set that picks each label's
-            # assumed threshold (as on AWS), so it is optimistic; the held-out images were never seen.
-            summary["f1_computed_on"] = (
-                f"TEST dataset ({len(self.split.test)} images, also used to pick the assumed thresholds)"
-            )
-            results = self._held_out_results()
-            correct = sum(1 for truth, result in results.values() if result.get("top_label") == truth)
-            summary["held_out_images"] = len(self.split.held_out)
-            summary["held_out_detected"] = len(results)
-            summary["held_out_accuracy"] = round(correct / len(results), 3) if results else None
-            summary["split"] = (
-                f"digits shuffled with seed {self.options.seed}, then cut per label into "
-                f"{self.options.train_per_label} train, {self.options.test_per_label} test and "
-                f"{self.options.held_out_per_label} held out"
-            )
-        by_topic: dict[str, int] = {}
-        for published in runtime.published:
-            topic = published.topic_arn.rsplit(":", 1)[-1]
-            by_topic[topic] = by_topic.get(topic, 0) + 1
-        summary["messages_published"] = by_topic
-        summary["inference_unit_hours"] = self._inference_unit_hours()
-        summary["function_invocations"] = len(runtime.lambdas.invocations)
-        summary["function_errors"] = sum(1 for i in runtime.lambdas.invocations if i.error is not None)
-        summary["dead_letter_messages"] = runtime.dead_letter_depths()
-        summary["step_functions_executions"] = dict(_count(runtime.executions.values()))
-        self.report.summary = summary
-        self.report.errors = list(runtime.errors)
-
-    def _inference_unit_hours(self) -> dict[str, Any]:
-        """Running time between model.running and model.stopped, times the inference units."""
         assert self.runtime is not None
-        running = [p for p in self.runtime.published if (p.json() or {}).get("type") == EVENT_MODEL_RUNNING]
-        stopped = [p for p in self.runtime.published if (p.json() or {}).get("type") == EVENT_MODEL_STOPPED]
-        if not running:
-            return {"local_seconds": 0.0, "iu_hours_at_aws_pace": 0.0}
-        end = stopped[-1].received_at if stopped else time.monotonic()
-        seconds = max(0.0, end - running[0].received_at)
-        units = int((running[0].json().get("detail") or {}).get("min_inference_units", 1) or 1)
-        # The engine runs its simulated durations `speed` times faster than AWS would.
-        return {
-            "local_seconds": round(seconds, 1),
-            "inference_units": units,
-            "iu_hours_at_aws_pace": round(seconds * self.options.speed * units / 3600, 3),
-        }
+        self.report.summary = summarize(self.runtime, self.options, self.split)
+        self.report.errors = list(self.runtime.errors)
+
+    def _dataset_stats(self) -> dict[str, dict[str, Any]]:
+        return dataset_stats(self.options.project)
+
+    def _held_out_results(self) -> dict[str, tuple[str, dict[str, Any]]]:
+        assert self.runtime is not None and self.split is not None
+        return held_out_results(self.runtime, self.options.project, self.split)
 
     def _finish(self) -> DemoReport:
         self.report.total_seconds = time.monotonic() - self.started
-        self._print_summary()
+        print_summary(self.report, self.say)
         return self.report
-
-    def _print_summary(self) -> None:
-        report = self.report
-        self.say("")
-        self.say("Summary")
-        for phase in report.phases:
-            self.say(f"  [{phase.status:>7}] {phase.name} ({phase.seconds:.1f}s)")
-        for key, value in report.summary.items():
-            shown = json.dumps(value) if isinstance(value, (dict, list)) else value
-            self.say(f"  {key.replace('_', ' ')}: {shown}")
-        if report.errors:
-            self.say(f"  runtime errors: {len(report.errors)} (first: {report.errors[0][:200]})")
-        self.say(f"  total: {report.total_seconds:.1f}s -> {'OK' if report.ok else 'FAILED'}")
 
 
 def _brief(detail: dict[str, Any]) -> str:
@@ -570,13 +474,6 @@ def _brief(detail: dict[str, Any]) -> str:
         if not isinstance(v, (dict, list)) and not str(v).startswith("arn:") and v is not None
     ]
     return ", ".join(items[:6]) or "done"
-
-
-def _count(values: Any) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for value in values:
-        counts[value] = counts.get(value, 0) + 1
-    return counts
 
 
 def run_demo(

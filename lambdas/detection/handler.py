@@ -7,7 +7,6 @@ errors fail only their own message (partial batch response).
 from __future__ import annotations
 
 import functools
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -15,13 +14,14 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from lambdas.common import clock as shared_clock
 from lambdas.common.config import DetectionEnvironment, load_settings
 from lambdas.detection.run import build_run, idempotency_config, idempotent_classify, process_record
 
 logger = Logger()
 metrics = Metrics()
 processor = BatchProcessor(event_type=EventType.SQS)
-clock: Callable[[], float] = time.time  # tests replace it with a fake clock
+clock: Callable[[], float] = shared_clock.now  # tests replace it with a fake clock
 
 __all__ = ["handle", "idempotent_classify"]
 

@@ -12,6 +12,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from lambdas.common import aws
+from lambdas.common import clock as shared_clock
 from lambdas.common.constants import FEATURE_CONTENT_MODERATION, REKOGNITION_MAX_RESULTS
 
 DATASET_TYPES = ("TRAIN", "TEST")
@@ -88,7 +89,7 @@ class DatasetGateway:
         client: Any | None = None,
         *,
         poll_seconds: float = 5.0,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], None] = shared_clock.sleep,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._client = client

@@ -7,13 +7,13 @@ collaborators once and runs the request's controller passes.
 from __future__ import annotations
 
 import functools
-import time
 from collections.abc import Callable
 from typing import Any
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from lambdas.common import clock as shared_clock
 from lambdas.common.config import ControllerEnvironment, load_settings
 from lambdas.common.events import LifecyclePublisher
 from lambdas.serving.control import ControllerDeps
@@ -22,7 +22,7 @@ from lambdas.serving.requests import parse_request, run_request
 from lambdas.serving.state import ServingStore
 
 logger = Logger()
-clock: Callable[[], float] = time.time  # tests replace it with a fake clock
+clock: Callable[[], float] = shared_clock.now  # tests replace it with a fake clock
 
 
 @functools.cache

@@ -1,6 +1,9 @@
-"""Offline harness of the serving and detection tests: moto resources shaped like the stack, the
-real start/stop state machine definition, a trained digits model on the local engine, a fake
-clock, and an SQS poller that feeds the detection handler the way the event source mapping does.
+"""Offline harness of the serving and detection tests: the synthesized stack provisioned by the
+local runtime (its detection queue and dead-letter queue, topics, tables, settings parameter and
+the real model-control state machine), a trained digits model on the local engine, a fake clock for
+the controller and detection, and the runtime's SQS poller feeding the detection function the way
+its event source mapping does. The runtime's pump is not started: the tests tick the controller
+and poll the detection queue themselves, in the order they want to observe.
 """
 
 from __future__ import annotations
@@ -18,18 +21,20 @@ import boto3
 import numpy as np
 from PIL import Image
 
-from infra.constructs.serving import render_definition
+from autopilot.local.runtime import LocalRuntime, running_stack
+from autopilot.local.template import synth_template
+from autopilot.local.wiring import EventSourceMapping
 from lambdas.common import aws, config
 from lambdas.common.constants import (
-    ENV_DETECTION_QUEUE_URL,
-    ENV_DETECTIONS_TOPIC,
-    ENV_EVENT_BUS,
-    ENV_IDEMPOTENCY_TABLE,
-    ENV_LIFECYCLE_TOPIC,
-    ENV_MODEL_CONTROL_STATE_MACHINE,
-    ENV_SETTINGS_PARAMETER,
-    ENV_STATE_TABLE,
     INFERENCE_FOLDER,
+    OUTPUT_DATA_BUCKET,
+    OUTPUT_DETECTION_DEAD_LETTER_QUEUE,
+    OUTPUT_DETECTION_QUEUE,
+    OUTPUT_DETECTIONS_TOPIC,
+    OUTPUT_LIFECYCLE_TOPIC,
+    OUTPUT_MODEL_CONTROL_STATE_MACHINE,
+    OUTPUT_SETTINGS_PARAMETER,
+    OUTPUT_STATE_TABLE,
     STATE_PK,
     STATE_SK,
 )
@@ -37,13 +42,13 @@ from lambdas.common.production import ProductionRecord
 from lambdas.common.settings import AppSettings, ProjectSettings
 from lambdas.detection import handler as detection_handler
 from lambdas.serving import controller
-from tests.tables import create_state_table
 
 REGION = "us-east-1"
-BUCKET = "autopilot-data"
-SFN_ROLE = "arn:aws:iam::123456789012:role/model-control"
+BUCKET = "autopilot-data"  # the engine's training data bucket of tests that run no stack
 # A Monday, 10:00 UTC.
 MONDAY_10 = 1_795_428_000.0
+CONTROLLER_HANDLER = "lambdas.serving.controller."
+DETECTION_HANDLER = "lambdas.detection.handler."
 
 
 class FakeClock:
@@ -58,23 +63,13 @@ class FakeClock:
 
 
 @dataclass
-class LambdaContext:
-    function_name: str = "test-function"
-    memory_limit_in_mb: int = 512
-    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:test-function"
-    aws_request_id: str = "00000000-0000-0000-0000-000000000000"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 60_000
-
-
-@dataclass
 class OfflineStack:
+    runtime: LocalRuntime
     settings: AppSettings
+    bucket: str
     state_table: str
-    idempotency_table: str
     queue_url: str
-    queue_arn: str
+    dead_letter_url: str
     lifecycle_topic: str
     detections_topic: str
     lifecycle_inbox: str  # SQS queue subscribed to the lifecycle topic
@@ -95,34 +90,32 @@ class OfflineStack:
     def dynamodb(self) -> Any:
         return boto3.client("dynamodb", region_name=REGION)
 
-    def environment(self) -> dict[str, str]:
-        return {
-            ENV_STATE_TABLE: self.state_table,
-            ENV_IDEMPOTENCY_TABLE: self.idempotency_table,
-            ENV_DETECTION_QUEUE_URL: self.queue_url,
-            ENV_DETECTIONS_TOPIC: self.detections_topic,
-            ENV_LIFECYCLE_TOPIC: self.lifecycle_topic,
-            ENV_MODEL_CONTROL_STATE_MACHINE: self.state_machine_arn,
-            ENV_SETTINGS_PARAMETER: self.settings_parameter,
-            ENV_EVENT_BUS: "default",
-        }
+    def _function(self, handler_prefix: str) -> str:
+        names = [f.name for f in self.runtime.lambdas.functions() if f.handler.startswith(handler_prefix)]
+        assert len(names) == 1, f"expected one function with a handler in {handler_prefix}: {names}"
+        return names[0]
+
+    @functools.cached_property
+    def detection_mapping(self) -> EventSourceMapping:
+        [mapping] = [m for m in self.runtime.mappings if m.queue_url == self.queue_url]
+        return mapping
 
     # --- controller ---------------------------------------------------------------------------
-    def tick(self, project: str) -> dict[str, Any]:
-        outcome: dict[str, Any] = controller.handle(
-            {"project": project, "trigger": "schedule"}, LambdaContext()
-        )["outcomes"][0]
+    def _control(self, event: dict[str, Any]) -> dict[str, Any]:
+        record = self.runtime.lambdas.invoke(self._function(CONTROLLER_HANDLER), event)
+        assert record.error is None, f"the controller failed: {record.error}"
+        outcome: dict[str, Any] = record.result["outcomes"][0]
         return outcome
+
+    def tick(self, project: str) -> dict[str, Any]:
+        return self._control({"project": project, "trigger": "schedule"})
 
     def request(self, project: str, action: str, override_minutes: int | None = None) -> dict[str, Any]:
         detail: dict[str, Any] = {"project": project, "action": action}
         if override_minutes is not None:
             detail["override_minutes"] = override_minutes
         event = {"detail-type": "Autopilot Model Control Requested", "source": "custom-labels-autopilot"}
-        outcome: dict[str, Any] = controller.handle({**event, "detail": detail}, LambdaContext())["outcomes"][
-            0
-        ]
-        return outcome
+        return self._control({**event, "detail": detail})
 
     def wait_transition(self, project: str, timeout: float = 60.0) -> str:
         """Waits (real time, bounded) until the state machine released the transition lock."""
@@ -141,65 +134,40 @@ class OfflineStack:
 
     # --- detection ----------------------------------------------------------------------------
     def poll_detection(self, max_batches: int = 50, limit: int | None = None) -> tuple[int, int]:
-        """Feeds available queue messages to the detection handler like the event source mapping.
+        """Feeds available queue messages to the detection function through the runtime's poller
+        (the event source mapping of the template: batch size, batching window, item failures).
 
         Returns (messages handed over, batch item failures). Successful messages are deleted;
-        failed ones become visible again at once (the real mapping waits for the visibility timeout).
-        Stops when the queue shows nothing visible, after `max_batches`, or once `limit` were handed.
+        failed ones become visible again after the visibility timeout on the runtime's clock (in
+        about two real seconds). Stops when the queue shows nothing visible, after `max_batches`
+        batches, or once `limit` were handed.
         """
-        handed, failed = 0, 0
-        for _ in range(max_batches):
+        handed, failed, batches = 0, 0, 0
+        deadline = time.monotonic() + 60
+        while batches < max_batches and time.monotonic() < deadline:
             if limit is not None and handed >= limit:
                 break
-            response = self.sqs.receive_message(
-                QueueUrl=self.queue_url,
-                MaxNumberOfMessages=10,
-                MessageAttributeNames=["All"],
-                AttributeNames=["All"],
-                WaitTimeSeconds=0,
-            )
-            messages = response.get("Messages", [])
-            if not messages:
-                break
-            event = {"Records": [self._record(message) for message in messages]}
-            result = detection_handler.handle(event, LambdaContext())
-            failures = {item["itemIdentifier"] for item in result.get("batchItemFailures", [])}
-            for message in messages:
-                if message["MessageId"] in failures:
-                    self.sqs.change_message_visibility(
-                        QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0
-                    )
-                else:
-                    self.sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"])
-            handed += len(messages)
-            failed += len(failures)
+            outcome = self.runtime.poller.poll(self.detection_mapping, self.runtime.lambdas.invoke)
+            if outcome.handed == 0:
+                if self._visible() == 0:
+                    break
+                time.sleep(0.002)  # a partial batch waits for the batching window
+                continue
+            batches += 1
+            handed += outcome.handed
+            failed += outcome.failed
         return handed, failed
 
-    def _record(self, message: dict[str, Any]) -> dict[str, Any]:
-        attributes = {
-            name: {"stringValue": value.get("StringValue"), "dataType": value["DataType"]}
-            for name, value in (message.get("MessageAttributes") or {}).items()
-        }
-        return {
-            "messageId": message["MessageId"],
-            "receiptHandle": message["ReceiptHandle"],
-            "body": message["Body"],
-            "attributes": message.get("Attributes", {}),
-            "messageAttributes": attributes,
-            "md5OfBody": message["MD5OfBody"],
-            "eventSource": "aws:sqs",
-            "eventSourceARN": self.queue_arn,
-            "awsRegion": REGION,
-        }
+    def _visible(self) -> int:
+        attributes = self.sqs.get_queue_attributes(
+            QueueUrl=self.queue_url, AttributeNames=["ApproximateNumberOfMessages"]
+        )["Attributes"]
+        return int(attributes["ApproximateNumberOfMessages"])
 
     def upload_inference(self, project: str, name: str, body: bytes) -> str:
-        """Puts an image and delivers its S3 notification to the detection queue (as S3 would)."""
+        """Puts an image; the bucket's notification (as the stack configures it) reaches the queue."""
         key = f"{project}/{INFERENCE_FOLDER}/{name}"
-        response = self.s3.put_object(Bucket=BUCKET, Key=key, Body=body)
-        notification = s3_notification(
-            BUCKET, key, response.get("VersionId"), response["ETag"].strip('"'), len(body)
-        )
-        self.sqs.send_message(QueueUrl=self.queue_url, MessageBody=json.dumps(notification))
+        self.s3.put_object(Bucket=self.bucket, Key=key, Body=body)
         return key
 
     def drain(self, queue_url: str) -> list[dict[str, Any]]:
@@ -218,17 +186,13 @@ class OfflineStack:
         return found
 
     def queue_depth(self) -> int:
-        attributes = self.sqs.get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=["All"])[
-            "Attributes"
-        ]
-        return sum(
-            int(attributes[name])
-            for name in (
-                "ApproximateNumberOfMessages",
-                "ApproximateNumberOfMessagesNotVisible",
-                "ApproximateNumberOfMessagesDelayed",
-            )
-        )
+        return self.runtime.poller.depth(self.queue_url)
+
+    def dead_letter_depth(self) -> int:
+        attributes = self.sqs.get_queue_attributes(
+            QueueUrl=self.dead_letter_url, AttributeNames=["ApproximateNumberOfMessages"]
+        )["Attributes"]
+        return int(attributes["ApproximateNumberOfMessages"])
 
 
 def s3_notification(bucket: str, key: str, version_id: str | None, etag: str, size: int) -> dict[str, Any]:
@@ -269,67 +233,45 @@ def fast_settings(**overrides: Any) -> AppSettings:
     return AppSettings(projects={"digits": digits, "moderation": moderation}, controller_rate_minutes=1)
 
 
-def deploy(settings: AppSettings) -> OfflineStack:
-    """Creates the stack's resources in moto (call inside mock_aws)."""
-    s3 = boto3.client("s3", region_name=REGION)
-    s3.create_bucket(Bucket=BUCKET)
-    s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
-    dynamodb = boto3.client("dynamodb", region_name=REGION)
-    create_state_table(dynamodb, "state")
-    dynamodb.create_table(
-        TableName="idempotency",
-        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
+def _inbox(runtime: LocalRuntime, topic_arn: str, name: str) -> str:
+    """A queue of the test's own subscribed to one of the stack's topics (SNS envelopes)."""
+    sqs = runtime.client("sqs")
+    url: str = sqs.create_queue(QueueName=name)["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    runtime.client("sns").subscribe(
+        TopicArn=topic_arn, Protocol="sqs", Endpoint=arn, Attributes={"RawMessageDelivery": "false"}
     )
-    sqs = boto3.client("sqs", region_name=REGION)
-    dlq_url = sqs.create_queue(QueueName="detection-dlq")["QueueUrl"]
-    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"][
-        "QueueArn"
-    ]
-    queue_url = sqs.create_queue(
-        QueueName="detection",
-        Attributes={
-            "VisibilityTimeout": "30",
-            "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "5"}),
-        },
-    )["QueueUrl"]
-    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"][
-        "QueueArn"
-    ]
-    sns = boto3.client("sns", region_name=REGION)
-    topics, inboxes = {}, {}
-    for name in ("lifecycle", "detections"):
-        topics[name] = sns.create_topic(Name=name)["TopicArn"]
-        inboxes[name] = sqs.create_queue(QueueName=f"{name}-inbox")["QueueUrl"]
-        inbox_arn = sqs.get_queue_attributes(QueueUrl=inboxes[name], AttributeNames=["QueueArn"])[
-            "Attributes"
-        ]["QueueArn"]
-        sns.subscribe(
-            TopicArn=topics[name],
-            Protocol="sqs",
-            Endpoint=inbox_arn,
-            Attributes={"RawMessageDelivery": "false"},
-        )
-    sfn = boto3.client("stepfunctions", region_name=REGION)
-    state_machine_arn = sfn.create_state_machine(
-        name="model-control", definition=render_definition("state", topics["lifecycle"]), roleArn=SFN_ROLE
-    )["stateMachineArn"]
-    ssm = boto3.client("ssm", region_name=REGION)
-    ssm.put_parameter(Name="/autopilot/settings", Value=settings.to_json(), Type="String")
-    return OfflineStack(
+    return url
+
+
+def deploy(runtime: LocalRuntime, settings: AppSettings) -> OfflineStack:
+    """The provisioned stack as the tests use it, with `settings` in its settings parameter."""
+    parameter = runtime.output(OUTPUT_SETTINGS_PARAMETER)
+    runtime.client("ssm").put_parameter(
+        Name=parameter, Value=settings.to_json(), Type="String", Overwrite=True
+    )
+    lifecycle, detections_topic = (
+        runtime.output(OUTPUT_LIFECYCLE_TOPIC),
+        runtime.output(OUTPUT_DETECTIONS_TOPIC),
+    )
+    stack = OfflineStack(
+        runtime=runtime,
         settings=settings,
-        state_table="state",
-        idempotency_table="idempotency",
-        queue_url=queue_url,
-        queue_arn=queue_arn,
-        lifecycle_topic=topics["lifecycle"],
-        detections_topic=topics["detections"],
-        lifecycle_inbox=inboxes["lifecycle"],
-        detections_inbox=inboxes["detections"],
-        state_machine_arn=state_machine_arn,
-        settings_parameter="/autopilot/settings",
+        bucket=runtime.output(OUTPUT_DATA_BUCKET),
+        state_table=runtime.output(OUTPUT_STATE_TABLE),
+        queue_url=runtime.output(OUTPUT_DETECTION_QUEUE),
+        dead_letter_url=runtime.output(OUTPUT_DETECTION_DEAD_LETTER_QUEUE),
+        lifecycle_topic=lifecycle,
+        detections_topic=detections_topic,
+        lifecycle_inbox=_inbox(runtime, lifecycle, "test-lifecycle-inbox"),
+        detections_inbox=_inbox(runtime, detections_topic, "test-detections-inbox"),
+        state_machine_arn=runtime.output(OUTPUT_MODEL_CONTROL_STATE_MACHINE),
+        settings_parameter=parameter,
     )
+    # S3 sent its s3:TestEvent to the detection queue when the notifications were configured; the
+    # function takes it (and ignores it) before the test begins, as it would right after a deploy.
+    stack.poll_detection()
+    return stack
 
 
 def reset_caches() -> None:
@@ -341,9 +283,7 @@ def reset_caches() -> None:
 
 @contextmanager
 def wired(stack: OfflineStack, monkeypatch: Any) -> Iterator[OfflineStack]:
-    """Points the handlers at the offline stack and its fake clock."""
-    for name, value in stack.environment().items():
-        monkeypatch.setenv(name, value)
+    """Gives the controller and detection the stack's fake clock."""
     monkeypatch.setattr(controller, "clock", stack.clock)
     monkeypatch.setattr(detection_handler, "clock", stack.clock)
     reset_caches()
@@ -391,8 +331,11 @@ def train_model(
     feature: str = "CUSTOM_LABELS",
     per_label: int = 12,
     labels: tuple[int, ...] = (0, 1, 2),
+    bucket: str = BUCKET,
 ) -> tuple[str, str, str]:
-    """Trains a small digits model on the engine; returns (project ARN, version ARN, version name)."""
+    """Trains a small digits model on the engine; returns (project ARN, version ARN, version name).
+
+    Its images lie outside every project prefix, so no notification of the stack sees them."""
     s3 = boto3.client("s3", region_name=REGION)
     create: dict[str, Any] = {"ProjectName": project}
     if feature == "CONTENT_MODERATION":
@@ -406,12 +349,12 @@ def train_model(
         if counts[label] > per_label + 4:
             continue
         kind = "TRAIN" if counts[label] <= per_label else "TEST"
-        key = f"{project}/{kind.lower()}/{label}/{counts[label]}.png"
-        s3.put_object(Bucket=BUCKET, Key=key, Body=png)
+        key = f"fixtures/{project}/{kind.lower()}/{label}/{counts[label]}.png"
+        s3.put_object(Bucket=bucket, Key=key, Body=png)
         lines[kind].append(
             json.dumps(
                 {
-                    "source-ref": f"s3://{BUCKET}/{key}",
+                    "source-ref": f"s3://{bucket}/{key}",
                     "label": 1,
                     "label-metadata": {
                         "confidence": 1,
@@ -442,7 +385,7 @@ def train_model(
     version_arn = rk.create_project_version(
         ProjectArn=project_arn,
         VersionName="v1",
-        OutputConfig={"S3Bucket": BUCKET, "S3KeyPrefix": f"{project}/training-output"},
+        OutputConfig={"S3Bucket": bucket, "S3KeyPrefix": f"{project}/training-output"},
     )["ProjectVersionArn"]
     status = _wait(
         lambda: rk.describe_project_versions(ProjectArn=project_arn, VersionNames=["v1"])[
@@ -473,30 +416,44 @@ class World:
     versions: dict[str, str]  # project -> production version (or adapter) ARN
 
 
+@functools.cache
+def _template() -> str:
+    """The app's template, synthesized once per process (as cdk.json defines the stack)."""
+    import tempfile
+
+    return json.dumps(synth_template(outdir=tempfile.mkdtemp(prefix="serving-cdk-")))
+
+
 @contextmanager
 def offline_world(
     monkeypatch: Any, settings: AppSettings, models: dict[str, str], time_scale: float = 0.01
 ) -> Iterator[World]:
-    """moto (with Step Functions executing the real definition) + the local engine + trained models.
+    """The synthesized stack in the local runtime (moto executes its state machines, their
+    Rekognition tasks reach the local engine) + trained models.
 
     `models` maps project name to feature; each gets a small digits model (or adapter) promoted
     to production. Models start out TRAINING_COMPLETED, i.e. not running.
     """
-    from moto import mock_aws
-
     from autopilot.engine.testing import running_engine
-    from autopilot.local.sdk_error_names import use_aws_error_names
 
-    use_aws_error_names()
     with (
-        mock_aws(config={"stepfunctions": {"execute_state_machine": True}}),
         running_engine(time_scale=time_scale) as engine,
+        running_stack(
+            json.loads(_template()),
+            # The runtime's clock runs as fast as the engine: the detection queue's 5 s batching
+            # window and the state machine's waits pass in the same scaled time as a model start.
+            clock_speed=1 / time_scale,
+            extra_environment={"AWS_ENDPOINT_URL_REKOGNITION": engine.url},
+            start_pump=False,
+        ) as runtime,
     ):
-        stack = deploy(settings)
+        stack = deploy(runtime, settings)
         rk = engine.client()
         versions = {}
         for project, feature in models.items():
-            _, version_arn, version_name = train_model(rk, project, feature=feature, per_label=8)
+            _, version_arn, version_name = train_model(
+                rk, project, feature=feature, per_label=8, bucket=stack.bucket
+            )
             put_production(stack, project, version_arn, version_name)
             versions[project] = version_arn
         with wired(stack, monkeypatch):

@@ -11,7 +11,7 @@ from PIL import Image
 
 from lambdas.common import aws
 from lambdas.detection import policy as detection_policy
-from tests.integration.serving_support import BUCKET, detections, digits, fast_settings, offline_world
+from tests.integration.serving_support import detections, digits, fast_settings, offline_world
 
 
 def png(side: int) -> bytes:
@@ -21,7 +21,7 @@ def png(side: int) -> bytes:
 
 
 def dlq_depth(stack: Any) -> int:
-    url = stack.sqs.get_queue_url(QueueName="detection-dlq")["QueueUrl"]
+    url = stack.dead_letter_url
     attributes = stack.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])
     return int(attributes["Attributes"]["ApproximateNumberOfMessages"])
 
@@ -45,8 +45,8 @@ def test_bad_images_get_error_results_and_throttled_ones_wait(monkeypatch: Any) 
         stack.upload_inference("digits", "corrupt.png", png(64)[:40])
         stack.upload_inference("digits", "notes.txt", b"hello")
         gone = stack.upload_inference("digits", "gone.png", png(64))
-        for version in stack.s3.list_object_versions(Bucket=BUCKET, Prefix=gone)["Versions"]:
-            stack.s3.delete_object(Bucket=BUCKET, Key=gone, VersionId=version["VersionId"])
+        for version in stack.s3.list_object_versions(Bucket=stack.bucket, Prefix=gone)["Versions"]:
+            stack.s3.delete_object(Bucket=stack.bucket, Key=gone, VersionId=version["VersionId"])
         # When detection runs
         handed, failed = stack.poll_detection()
         # Then each gets one ERROR result naming the problem, none is retried or reviewed
@@ -65,7 +65,7 @@ def test_bad_images_get_error_results_and_throttled_ones_wait(monkeypatch: Any) 
             for result in results.values()
         )
         assert all(result["error"]["action"] for result in results.values())
-        assert stack.s3.list_objects_v2(Bucket=BUCKET, Prefix="digits/review/")["KeyCount"] == 0
+        assert stack.s3.list_objects_v2(Bucket=stack.bucket, Prefix="digits/review/")["KeyCount"] == 0
         assert stack.queue_depth() == 0
 
         # Given Rekognition throttles the next two calls
@@ -107,5 +107,5 @@ def test_moderation_project_uses_its_adapter_without_starting_anything(monkeypat
             }
             assert result["status"] in ("CLASSIFIED", "NO_LABEL")
             assert result["_attributes"]["project"] == "moderation"
-        stored = stack.s3.list_objects_v2(Bucket=BUCKET, Prefix="moderation/results/posts/")
+        stored = stack.s3.list_objects_v2(Bucket=stack.bucket, Prefix="moderation/results/posts/")
         assert stored["KeyCount"] == 4

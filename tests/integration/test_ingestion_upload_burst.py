@@ -7,10 +7,9 @@ import json
 import random
 
 import pytest
-from moto import mock_aws
 
 from autopilot.engine.testing import running_engine
-from bench.ingestion_burst import OfflineIngestion, png_bytes
+from bench.ingestion_burst import ingestion_stack, png_bytes
 from lambdas.common import aws, config
 from lambdas.common.constants import EVENT_ENTRIES_APPLIED, EVENT_ENTRIES_REJECTED, UPDATE_ENTRIES_MAX_BYTES
 from lambdas.common.settings import ProjectSettings
@@ -116,10 +115,8 @@ def test_thousand_uploads_and_a_manifest_become_exactly_the_valid_entries(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     rng = random.Random(11)
-    with mock_aws(), running_engine(time_scale=0.001):
-        projects = {"digits": ProjectSettings(task_type="IMAGE_LEVEL_LABELS")}
-        world = OfflineIngestion(projects=projects, s3_notifications=False)
-        world.activate(monkeypatch)
+    projects = {"digits": ProjectSettings(task_type="IMAGE_LEVEL_LABELS")}
+    with running_engine(time_scale=0.001) as engine, ingestion_stack(engine.url, projects) as world:
         # Given 1,000 images (900 train, 100 test; 20 of them invalid) and a manifest
         good, bad_images = png_bytes(), png_bytes(20, 20)
         messages, expected = [], {"TRAIN": set(), "TEST": set()}
@@ -140,7 +137,7 @@ def test_thousand_uploads_and_a_manifest_become_exactly_the_valid_entries(
         for start in range(0, len(deliveries), 100):
             response = world.invoke(deliveries[start : start + 100])
             assert response["batchItemFailures"] == []
-        report = world.drain(batch_size=10)
+        report = world.drain()
 
         # Then each dataset holds exactly the valid entries, each once
         for dataset, refs in expected.items():

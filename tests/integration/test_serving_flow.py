@@ -16,7 +16,6 @@ from typing import Any
 import pytest
 
 from tests.integration.serving_support import (
-    BUCKET,
     detections,
     digits,
     fast_settings,
@@ -74,14 +73,14 @@ def test_images_uploaded_while_stopped_start_the_model_and_all_are_classified_on
         assert all(result["status"] in ("CLASSIFIED", "NO_LABEL") for result in results)
         correct = sum(result["top_label"] == truth[result["image"]["key"]] for result in results)
         assert correct >= 0.8 * IMAGES
-        listed = stack.s3.list_objects_v2(Bucket=BUCKET, Prefix="digits/results/batch/")
+        listed = stack.s3.list_objects_v2(Bucket=stack.bucket, Prefix="digits/results/batch/")
         assert listed["KeyCount"] == IMAGES
         # Attributes subscribers filter on
         sample = results[0]
         assert set(sample["_attributes"]) >= {"project", "status", "confidence"}
         assert sample["_attributes"]["project"] == "digits"
         # Nothing reached the DLQ
-        dlq = stack.sqs.get_queue_url(QueueName="detection-dlq")["QueueUrl"]
+        dlq = stack.dead_letter_url
         assert (
             stack.sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["ApproximateNumberOfMessages"])[
                 "Attributes"
@@ -91,8 +90,10 @@ def test_images_uploaded_while_stopped_start_the_model_and_all_are_classified_on
 
         # When S3 redelivers a notification for an image already classified
         for key in list(truth)[:5]:
-            head = stack.s3.head_object(Bucket=BUCKET, Key=key)
-            notification = s3_notification(BUCKET, key, head.get("VersionId"), head["ETag"].strip('"'), 1)
+            head = stack.s3.head_object(Bucket=stack.bucket, Key=key)
+            notification = s3_notification(
+                stack.bucket, key, head.get("VersionId"), head["ETag"].strip('"'), 1
+            )
             stack.sqs.send_message(QueueUrl=stack.queue_url, MessageBody=json.dumps(notification))
         stack.poll_detection()
         # Then no second result is published

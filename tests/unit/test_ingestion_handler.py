@@ -10,7 +10,7 @@ import pytest
 from moto import mock_aws
 
 from autopilot.engine.testing import running_engine
-from bench.ingestion_burst import FakeContext, OfflineIngestion, png_bytes
+from bench.ingestion_burst import png_bytes
 from lambdas.common import aws, config
 from lambdas.common.constants import (
     ENV_INGESTION_QUEUE_URL,
@@ -22,6 +22,7 @@ from lambdas.ingestion import handler
 from lambdas.ingestion.objects import S3ObjectSource
 from lambdas.ingestion.staging import DatasetLease
 from lambdas.ingestion.validation import ImageInfo
+from tests.unit.ingestion_world import FakeContext, OfflineIngestion
 
 pytestmark = pytest.mark.xdist_group("ingestion-engine")
 

@@ -14,10 +14,11 @@ import pytest
 from moto import mock_aws
 
 from autopilot.engine.testing import RunningEngine, running_engine
-from bench.ingestion_burst import OfflineIngestion, png_bytes
+from bench.ingestion_burst import png_bytes
 from lambdas.common import aws, config
 from lambdas.common.constants import EVENT_ENTRIES_APPLIED, EVENT_ENTRIES_REJECTED
 from lambdas.ingestion import handler
+from tests.unit.ingestion_world import OfflineIngestion
 
 pytestmark = pytest.mark.xdist_group("ingestion-engine")
 

@@ -8,6 +8,7 @@ from typing import Any
 from autopilot.local.iam import Enforcer, extract_policies
 from autopilot.local.lambda_service import LocalLambdaService
 from autopilot.local.runtime import LocalRuntime
+from autopilot.local.runtime.providers import assign_ids
 from autopilot.local.template import Resolver
 
 ACCOUNT = "123456789012"
@@ -18,7 +19,7 @@ def runtime_resolver(template: dict[str, Any]) -> Resolver:
     runtime = LocalRuntime(
         template, LocalLambdaService(account=ACCOUNT, region=REGION), account=ACCOUNT, region=REGION
     )
-    runtime._assign_ids()
+    assign_ids(runtime.ctx)
     return runtime.resolver
 
 

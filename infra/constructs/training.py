@@ -133,7 +133,7 @@ class Training(Construct):
         self._topic.grant_publish(self.promote_fn.role)
 
         self.retention_fn = self._function(
-            "Retention", "retention_handler", "the deletion of old project versions", common_env
+            "Retention", "retention", "the deletion of old project versions", common_env
         )
         storage.state_table.grant_read_data(self.retention_fn.role)
         self._topic.grant_publish(self.retention_fn.role)
@@ -237,7 +237,7 @@ class Training(Construct):
         function = AutopilotFunction(
             self,
             f"{construct_id}Function",
-            handler=f"{HANDLERS}.{handler}",
+            handler=f"{HANDLERS}.{handler}.handle",
             # "ExecutionEnd" -> "training-execution-end"
             service_name=SERVICE_TRAINING_PREFIX + re.sub(r"(?<!^)(?=[A-Z])", "-", construct_id).lower(),
             description=description,

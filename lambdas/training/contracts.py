@@ -192,9 +192,6 @@ class FailureReport(Contract):
     reason: str
     status_message: str = ""
 
-    def __init__(self, error: str, reason: str, status_message: str = "", **extra: Any) -> None:
-        super().__init__(error=error, reason=reason, status_message=status_message, **extra)
-
     def to_dict(self) -> dict[str, str]:
         return {"error": self.error, "reason": self.reason, "status_message": self.status_message}
 

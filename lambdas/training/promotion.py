@@ -127,30 +127,33 @@ def describe_failure(state: dict[str, Any]) -> FailureReport:
     started = (state.get("bluegreen") or {}).get("version") or {}
     if error == "TRAINING_FAILED":
         message = version.get("StatusMessage") or "no status message"
-        return FailureReport(error, f"training failed: {message}", message)
+        return FailureReport(error=error, reason=f"training failed: {message}", status_message=message)
     if error == "TRAINING_TIMEOUT":
         polls, seconds = settings.get("max_polls"), settings.get("poll_seconds")
         return FailureReport(
-            error,
-            f"training did not finish within {polls} status checks {seconds} s apart "
+            error=error,
+            reason=f"training did not finish within {polls} status checks {seconds} s apart "
             f"(last status {version.get('Status', 'unknown')})",
-            version.get("StatusMessage") or "",
+            status_message=version.get("StatusMessage") or "",
         )
     if error == "SPLIT_FAILED":
         message = _dataset_messages(state.get("split") or {})
-        return FailureReport(error, f"splitting TRAIN into TEST failed: {message}", message)
+        return FailureReport(
+            error=error, reason=f"splitting TRAIN into TEST failed: {message}", status_message=message
+        )
     if error == "SPLIT_TIMEOUT":
-        return FailureReport(error, "splitting TRAIN into TEST did not complete in time", "")
+        return FailureReport(error=error, reason="splitting TRAIN into TEST did not complete in time")
     if error == "START_FAILED":
         message = started.get("StatusMessage") or "no status message"
-        return FailureReport(error, f"the new version failed to start: {message}", message)
+        return FailureReport(
+            error=error, reason=f"the new version failed to start: {message}", status_message=message
+        )
     if error == "START_TIMEOUT":
         return FailureReport(
-            error,
-            f"the new version did not reach RUNNING (last status {started.get('Status', 'unknown')})",
-            "",
+            error=error,
+            reason=f"the new version did not reach RUNNING (last status {started.get('Status', 'unknown')})",
         )
     parsed = _lambda_error(cause)
     if parsed is not None:
-        return FailureReport(parsed[0], parsed[1], "")
-    return FailureReport(error, cause or error, cause)
+        return FailureReport(error=parsed[0], reason=parsed[1])
+    return FailureReport(error=error, reason=cause or error, status_message=cause)

@@ -17,7 +17,6 @@ from lambdas.training import outputs as training_outputs
 from lambdas.training import preflight as preflight_logic
 from lambdas.training import retention
 from lambdas.training.contracts import (
-    FailureReport,
     FailureResult,
     FinishRequest,
     FinishResult,
@@ -139,9 +138,7 @@ def run_failure(
         if not explained.empty or explained.unavailable:
             validation = explained.to_dict()
         if not explained.empty:
-            report = FailureReport(
-                report.error, f"{report.reason} ({explained.sentence()})", report.status_message
-            )
+            report = report.model_copy(update={"reason": f"{report.reason} ({explained.sentence()})"})
     started = (state.get("created") or {}).get("ProjectVersionArn") if state.get("bluegreen") else None
     if started and not state.get("promotion"):
         try:

@@ -15,7 +15,7 @@ import json
 from typing import Any
 
 from infra.step_functions_errors import rekognition_error, transient_errors
-from infra.workflows.asl import Path, count_poll, lifecycle_message, publish_lifecycle, sdk
+from infra.workflows.asl import Path, count_poll, lifecycle_message, publish_lifecycle, retry, sdk
 from lambdas.common.constants import (
     EVENT_MODEL_RUNNING,
     EVENT_MODEL_START_FAILED,
@@ -43,7 +43,12 @@ def _sdk(action: str) -> str:
 
 
 def _retry() -> list[dict[str, Any]]:
-    return [{"ErrorEquals": transient_errors(), "IntervalSeconds": 2, "MaxAttempts": 4, "BackoffRate": 2.0}]
+    return [retry(transient_errors(), 2, 4)]
+
+
+def _write_retry() -> list[dict[str, Any]]:
+    """DynamoDB and SNS writes: a few quick retries of any error."""
+    return [retry(["States.ALL"], 1, 3)]
 
 
 def _record(next_state: str, status_path: str | None, status: str | None, reset_attempts: bool) -> dict:
@@ -72,9 +77,7 @@ def _record(next_state: str, status_path: str | None, status: str | None, reset_
             "ExpressionAttributeValues": values,
         },
         "ResultPath": None,
-        "Retry": [
-            {"ErrorEquals": ["States.ALL"], "IntervalSeconds": 1, "MaxAttempts": 3, "BackoffRate": 2.0}
-        ],
+        "Retry": _write_retry(),
         "Next": next_state,
     }
 
@@ -115,14 +118,7 @@ def _ledger(status: str, next_state: str) -> list[tuple[str, dict]]:
                     },
                 },
                 "ResultPath": None,
-                "Retry": [
-                    {
-                        "ErrorEquals": ["States.ALL"],
-                        "IntervalSeconds": 1,
-                        "MaxAttempts": 3,
-                        "BackoffRate": 2.0,
-                    }
-                ],
+                "Retry": _write_retry(),
                 "Catch": [
                     {"ErrorEquals": ["States.ALL"], "ResultPath": _p("ledger_error"), "Next": next_state}
                 ],
@@ -158,7 +154,7 @@ def _publish(event_type: str, next_state: str) -> dict:
         subject=f"States.Format('[autopilot] {{}}: {event_type}', {_p('project')})",
         message=_p("event"),
         next_state=next_state,
-        retries=[{"ErrorEquals": ["States.ALL"], "IntervalSeconds": 1, "MaxAttempts": 3, "BackoffRate": 2.0}],
+        retries=_write_retry(),
     )
 
 

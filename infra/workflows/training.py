@@ -18,19 +18,16 @@ from typing import Any
 
 from infra.workflows.asl import Path, bounded_poll, catch, lifecycle_message, parameters, publish_lifecycle
 from infra.workflows.training_states import (
-    LISTED_VERSIONS,
     REPORT,
     SNS_RETRY,
     TrainingTargets,
+    VersionPollNames,
     fail_with,
     guarded,
     invoke,
-    pick_version,
     read,
     rekognition,
-    status_is,
-    version_listed,
-    version_vanished,
+    version_poll,
 )
 from lambdas.common.constants import (
     EVENT_MODEL_RUNNING,
@@ -163,20 +160,6 @@ def training_definition(targets: TrainingTargets, *, timeout_seconds: int) -> di
             )
         )
 
-    def describe_versions(listed: str, next_state: str) -> dict[str, Any]:
-        return guarded(
-            rekognition(
-                "describeProjectVersions",
-                {
-                    "ProjectArn": read("project_arn"),
-                    "VersionNames": Path(f"States.Array({state_path('version_name')})"),
-                },
-                next_state,
-                selector=LISTED_VERSIONS,
-                result_path=state_path(listed),
-            )
-        )
-
     split_status = (state_path("split", "train", "Status"), state_path("split", "test", "Status"))
     old_version_arn = read("gate", "production", "version_arn")
     new_version_arn = read("created", "ProjectVersionArn")
@@ -303,28 +286,25 @@ def training_definition(targets: TrainingTargets, *, timeout_seconds: int) -> di
             "InitTrainingPolls",
         ),
         # 4. Bounded polling of the training.
-        **bounded_poll(
+        **version_poll(
             "Training",
-            counter=state_path("polls"),
-            seconds_path=state_path("settings", "poll_seconds"),
-            limit_path=state_path("settings", "max_polls"),
-            check="DescribeTraining",
-            on_exhausted="TrainingTimeout",
+            listed="training",
+            seconds=state_path("settings", "poll_seconds"),
+            limit=state_path("settings", "max_polls"),
+            names=VersionPollNames(
+                describe="DescribeTraining",
+                listed="TrainingVersionListed?",
+                vanished="TrainingVersionVanished",
+                pick="PickTrainedVersion",
+                decide="TrainingStatus?",
+                failed="TrainingFailedStatus",
+                timeout="TrainingTimeout",
+            ),
+            while_="training",
+            done=("TRAINING_COMPLETED", "EvaluationGate"),
+            failed=("TRAINING_FAILED", "TRAINING_FAILED"),
+            timed_out="TRAINING_TIMEOUT",
         ),
-        "DescribeTraining": describe_versions("training", "TrainingVersionListed?"),
-        "TrainingVersionListed?": version_listed("training", "TrainingVersionVanished", "PickTrainedVersion"),
-        "TrainingVersionVanished": version_vanished("training"),
-        "PickTrainedVersion": pick_version("training", "TrainingStatus?"),
-        "TrainingStatus?": {
-            "Type": "Choice",
-            "Choices": [
-                status_is("training", "TRAINING_COMPLETED", "EvaluationGate"),
-                status_is("training", "TRAINING_FAILED", "TrainingFailedStatus"),
-            ],
-            "Default": "CountTrainingPoll",
-        },
-        "TrainingFailedStatus": fail_with("TRAINING_FAILED"),
-        "TrainingTimeout": fail_with("TRAINING_TIMEOUT"),
         # 5. Gate.
         "EvaluationGate": guarded(
             invoke(
@@ -380,29 +360,26 @@ def training_definition(targets: TrainingTargets, *, timeout_seconds: int) -> di
             },
             "InitStartPolls",
         ),
-        **bounded_poll(
+        **version_poll(
             "Start",
-            counter=state_path("polls"),
-            seconds_path=state_path("settings", "model_poll_seconds"),
-            limit_path=state_path("settings", "max_model_polls"),
-            check="DescribeNewVersion",
-            on_exhausted="StartTimeout",
-            wait="WaitNewVersion",
+            listed="bluegreen",
+            seconds=state_path("settings", "model_poll_seconds"),
+            limit=state_path("settings", "max_model_polls"),
+            names=VersionPollNames(
+                describe="DescribeNewVersion",
+                listed="NewVersionListed?",
+                vanished="NewVersionVanished",
+                pick="PickNewVersion",
+                decide="NewVersionRunning?",
+                failed="StartFailed",
+                timeout="StartTimeout",
+                wait="WaitNewVersion",
+            ),
+            while_="starting",
+            done=("RUNNING", "PublishModelRunning"),
+            failed=("FAILED", "START_FAILED"),
+            timed_out="START_TIMEOUT",
         ),
-        "DescribeNewVersion": describe_versions("bluegreen", "NewVersionListed?"),
-        "NewVersionListed?": version_listed("bluegreen", "NewVersionVanished", "PickNewVersion"),
-        "NewVersionVanished": version_vanished("starting"),
-        "PickNewVersion": pick_version("bluegreen", "NewVersionRunning?"),
-        "NewVersionRunning?": {
-            "Type": "Choice",
-            "Choices": [
-                status_is("bluegreen", "RUNNING", "PublishModelRunning"),
-                status_is("bluegreen", "FAILED", "StartFailed"),
-            ],
-            "Default": "CountStartPoll",
-        },
-        "StartFailed": fail_with("START_FAILED"),
-        "StartTimeout": fail_with("START_TIMEOUT"),
         "PublishModelRunning": publish(EVENT_MODEL_RUNNING, {"version_arn": new_version_arn}, "Promote"),
         # 7. Promotion, stop of the old version, retention, lock release.
         "Promote": guarded(

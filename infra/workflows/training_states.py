@@ -9,7 +9,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from infra.step_functions_errors import busy_errors, transient_errors
-from infra.workflows.asl import LAMBDA_SERVICE_ERRORS, Path, catch, parameters, retry, sdk
+from infra.workflows.asl import LAMBDA_SERVICE_ERRORS, Path, bounded_poll, catch, parameters, retry, sdk
 from lambdas.common.contracts import checked_fields
 from lambdas.training.contracts import state_path
 
@@ -141,3 +141,67 @@ def pick_version(listed: str, next_state: str) -> dict[str, Any]:
 
 def status_is(listed: str, status: str, next_state: str) -> dict[str, Any]:
     return {"Variable": state_path(listed, "version", "Status"), "StringEquals": status, "Next": next_state}
+
+
+@dataclass(frozen=True)
+class VersionPollNames:
+    """State names of one poll of a version's status (kept: they show in the execution history)."""
+
+    describe: str
+    listed: str
+    vanished: str
+    pick: str
+    decide: str
+    failed: str
+    timeout: str
+    wait: str | None = None
+
+
+def version_poll(
+    loop: str,
+    *,
+    listed: str,
+    seconds: str,
+    limit: str,
+    names: VersionPollNames,
+    while_: str,
+    done: tuple[str, str],
+    failed: tuple[str, str],
+    timed_out: str,
+) -> dict[str, dict[str, Any]]:
+    """A bounded poll of DescribeProjectVersions until the version reaches `done` (status, next
+    state) or `failed` (status, error), kept at `<listed>`; the version no longer listed, a
+    failed status and an exhausted budget all go to the failure report."""
+    return {
+        **bounded_poll(
+            loop,
+            counter=state_path("polls"),
+            seconds_path=seconds,
+            limit_path=limit,
+            check=names.describe,
+            on_exhausted=names.timeout,
+            wait=names.wait,
+        ),
+        names.describe: guarded(
+            rekognition(
+                "describeProjectVersions",
+                {
+                    "ProjectArn": read("project_arn"),
+                    "VersionNames": Path(f"States.Array({state_path('version_name')})"),
+                },
+                names.listed,
+                selector=LISTED_VERSIONS,
+                result_path=state_path(listed),
+            )
+        ),
+        names.listed: version_listed(listed, names.vanished, names.pick),
+        names.vanished: version_vanished(while_),
+        names.pick: pick_version(listed, names.decide),
+        names.decide: {
+            "Type": "Choice",
+            "Choices": [status_is(listed, done[0], done[1]), status_is(listed, failed[0], names.failed)],
+            "Default": f"Count{loop}Poll",
+        },
+        names.failed: fail_with(failed[1]),
+        names.timeout: fail_with(timed_out),
+    }

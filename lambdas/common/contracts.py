@@ -11,11 +11,31 @@ from __future__ import annotations
 import types
 from typing import Any, Union, get_args, get_origin
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 
 class ContractError(KeyError):
     """A workflow definition names a field its contract does not have."""
+
+
+class Contract(BaseModel):
+    """Base of the workflow contracts. Extra fields pass through: a state grows as its steps add
+    their results."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+class PollCount(Contract):
+    """The counter of a bounded poll loop."""
+
+    count: int
+
+
+class StepError(Contract):
+    """What a Catch keeps of an error: Step Functions' Error and Cause."""
+
+    Error: str
+    Cause: str | None = None
 
 
 def _nested_model(annotation: Any) -> type[BaseModel] | None:

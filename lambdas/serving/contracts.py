@@ -6,16 +6,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-from lambdas.common.contracts import field_path
-
-
-class _Contract(BaseModel):
-    model_config = ConfigDict(extra="allow")
+from lambdas.common.contracts import Contract, PollCount, StepError, field_path
 
 
-class ModelControlInput(_Contract):
+class ModelControlInput(Contract):
     project: str
     action: str  # START | STOP
     project_arn: str
@@ -31,25 +27,16 @@ class ModelControlInput(_Contract):
     reason: str
 
 
-class PollCount(_Contract):
-    count: int
-
-
-class DescribedVersion(_Contract):
+class DescribedVersion(Contract):
     version: dict[str, Any] = Field(default_factory=dict)
 
 
-class ListedVersions(_Contract):
+class ListedVersions(Contract):
     versions: list[dict[str, Any]] = Field(default_factory=list)
     count: int = 0
 
 
-class StepError(_Contract):
-    Error: str
-    Cause: str | None = None
-
-
-class LedgerStamp(_Contract):
+class LedgerStamp(Contract):
     at: str
 
 

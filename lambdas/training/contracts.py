@@ -13,15 +13,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-from lambdas.common.contracts import field_path
-
-
-class Contract(BaseModel):
-    """Extra fields pass through: the state grows as the steps add their results."""
-
-    model_config = ConfigDict(extra="allow")
+from lambdas.common.contracts import Contract, PollCount, StepError, field_path
 
 
 # --- execution input (lambdas.training.trigger.execution_input) -----------------------------------
@@ -67,15 +61,6 @@ class TrainingInput(Contract):
 class ExecutionRef(Contract):
     arn: str
     name: str
-
-
-class PollCount(Contract):
-    count: int
-
-
-class StepError(Contract):
-    Error: str
-    Cause: str | None = None
 
 
 class CreatedVersion(Contract):

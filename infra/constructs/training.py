@@ -308,7 +308,7 @@ class Training(Construct):
         projects = sorted(self._settings.projects)
         grant_dataset_images_read(machine.role, storage.bucket, projects)
         grant_training_output_write(machine.role, storage.bucket, projects)
-        # The SnsPublish tasks publish to the lifecycle topic, which is encrypted with the stack key:
+        # The sns:publish tasks publish to the lifecycle topic, which is encrypted with the stack key:
         # sns:Publish alone is refused (KMS access denied), so grant the key use as well.
         self._topic.grant_publish(machine.role)
         return machine
@@ -400,7 +400,7 @@ class Training(Construct):
             "Action::kms:GenerateDataKey*": key_reason,
             **{
                 f"Resource::<{_logical_id(function)}.Arn>:*": (
-                    "LambdaInvoke grants the function and its versions; only the training functions"
+                    "the state machine invokes the function and its versions; only the training functions"
                 )
                 for function in self.functions
             },

@@ -13,7 +13,7 @@ from lambdas.common.events import lifecycle_envelope
 
 ENTERED_TIME = "$$.State.EnteredTime"
 SNS_PUBLISH = "arn:aws:states:::sns:publish"
-# The retry LambdaInvoke adds for Lambda's own service errors ("retry on service exceptions").
+# Lambda's own service errors, retried on every Lambda task (CDK's "retry on service exceptions").
 LAMBDA_SERVICE_ERRORS = (
     "Lambda.ClientExecutionTimeoutException",
     "Lambda.ServiceException",

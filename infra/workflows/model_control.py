@@ -46,6 +46,11 @@ def _retry() -> list[dict[str, Any]]:
     return [retry(transient_errors(), 2, 4)]
 
 
+# The partition key of the project's items in the state table, formatted from the input.
+_PROJECT_KEY = {"S.$": f"States.Format('{PROJECT_PK_PREFIX}{{}}', {_p('project')})"}
+_TABLE = "${" + STATE_TABLE_TOKEN + "}"
+
+
 def _write_retry() -> list[dict[str, Any]]:
     """DynamoDB and SNS writes: a few quick retries of any error."""
     return [retry(["States.ALL"], 1, 3)]
@@ -66,9 +71,9 @@ def _record(next_state: str, status_path: str | None, status: str | None, reset_
         "Type": "Task",
         "Resource": "arn:aws:states:::dynamodb:updateItem",
         "Parameters": {
-            "TableName": "${" + STATE_TABLE_TOKEN + "}",
+            "TableName": _TABLE,
             "Key": {
-                STATE_PK: {"S.$": f"States.Format('{PROJECT_PK_PREFIX}{{}}', {_p('project')})"},
+                STATE_PK: _PROJECT_KEY,
                 STATE_SK: {"S": ITEM_SERVING},
             },
             "UpdateExpression": "SET "
@@ -103,9 +108,9 @@ def _ledger(status: str, next_state: str) -> list[tuple[str, dict]]:
                 "Type": "Task",
                 "Resource": "arn:aws:states:::dynamodb:putItem",
                 "Parameters": {
-                    "TableName": "${" + STATE_TABLE_TOKEN + "}",
+                    "TableName": _TABLE,
                     "Item": {
-                        STATE_PK: {"S.$": f"States.Format('{PROJECT_PK_PREFIX}{{}}', {_p('project')})"},
+                        STATE_PK: _PROJECT_KEY,
                         STATE_SK: {
                             "S.$": f"States.Format('{ITEM_USAGE_PREFIX}{{}}#{status}', {_p('ledger', 'at')})"
                         },

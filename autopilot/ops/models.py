@@ -2,8 +2,9 @@
 
 `train`, `start` and `stop` send the same EventBridge requests the stack's rules listen for, so
 the stack's own workflows do the work (locks, gates, retries); the command only waits and shows
-progress when asked to. `promote` and `rollback` replace the production record (conditionally,
-like the training workflow does) and ask the model controller to reconcile.
+progress when asked to. `promote` and `rollback` replace the production record through the
+training workflow's own promote path (lambdas.training.promotion.promote: one conditional write,
+one version.promoted event) and ask the model controller to reconcile.
 """
 
 from __future__ import annotations
@@ -30,10 +31,11 @@ from lambdas.common.constants import (
     DETAIL_TYPE_MODEL_CONTROL_REQUESTED,
     DETAIL_TYPE_TRAIN_REQUESTED,
     EVENT_SOURCE,
-    EVENT_VERSION_PROMOTED,
 )
 from lambdas.common.events import LifecyclePublisher
-from lambdas.common.production import DatasetSnapshot, ProductionRecord, get_production
+from lambdas.common.production import ProductionRecord, get_production
+from lambdas.training.promotion import build_record, promote
+from lambdas.training.state import ProductionChangedError, TrainingStateStore
 
 PROMOTABLE = ("TRAINING_COMPLETED", "RUNNING", "STOPPED", "STARTING", "STOPPING", "COPYING_COMPLETED")
 
@@ -223,41 +225,30 @@ def _promote(context: Context, project: str, version: str, reason: str) -> dict[
     current = _production_record(context, project)
     if current is not None and current.version_name == version:
         return {"project": project, "version": version, "changed": False, "reason": "already in production"}
-    record = ProductionRecord(
+    record = build_record(
         project=project,
         version_arn=str(description["ProjectVersionArn"]),
         version_name=version,
         f1_score=float((description.get("EvaluationResult") or {}).get("F1Score") or 0.0),
-        promoted_at=datetime.now(UTC).isoformat(),
-        dataset_snapshot=current.dataset_snapshot if current else DatasetSnapshot(),
+        snapshot=current.dataset_snapshot.to_dict() if current else None,
         previous_version_arn=current.version_arn if current else None,
+        execution_arn=None,
     )
-    condition: dict[str, Any]
-    if current is None:
-        condition = {"ConditionExpression": "attribute_not_exists(pk)"}
-    else:
-        condition = {
-            "ConditionExpression": "version_arn = :current",
-            "ExpressionAttributeValues": {":current": {"S": current.version_arn}},
-        }
-    dynamodb = context.client("dynamodb")
-    try:
-        dynamodb.put_item(
-            TableName=context.resources.find(STATE_TABLE), Item=record.to_attribute_values(), **condition
-        )
-    except dynamodb.exceptions.ConditionalCheckFailedException as error:
-        raise CommandError("the production version changed meanwhile; run the command again") from error
-    LifecyclePublisher(
+    # The one promote path of the training workflow: the same conditional write, the same event.
+    store = TrainingStateStore(context.resources.find(STATE_TABLE), client=context.client("dynamodb"))
+    publisher = LifecyclePublisher(
         str(context.resources.find(LIFECYCLE_TOPIC)), sns_client=context.client("sns")
-    ).publish(
-        EVENT_VERSION_PROMOTED,
-        project,
-        version_arn=record.version_arn,
-        version_name=version,
-        f1_score=record.f1_score,
-        previous_version_arn=record.previous_version_arn,
-        reason=reason,
     )
+    try:
+        promote(
+            store,
+            record,
+            publisher,
+            previous_f1_score=current.f1_score if current else None,
+            reason=reason,
+        )
+    except ProductionChangedError as error:
+        raise CommandError("the production version changed meanwhile; run the command again") from error
     put_request(context, DETAIL_TYPE_MODEL_CONTROL_REQUESTED, {"project": project, "action": "auto"})
     return {
         "project": project,

@@ -36,14 +36,15 @@ logger = logging.getLogger(__name__)
 KEPT_MESSAGE_MAX_CHARS = 350_000  # under DynamoDB's 400 KB item limit
 
 
+def lifecycle_envelope(event_type: str, project: Any, time: Any, detail: dict[str, Any]) -> dict[str, Any]:
+    """The one shape of a lifecycle message. Lambda code passes values; the workflow definitions
+    (infra/workflows) pass JSONPaths for `project`, `time` and detail values, which they turn into
+    Step Functions parameters."""
+    return {"source": EVENT_SOURCE, "type": event_type, "project": project, "time": time, "detail": detail}
+
+
 def lifecycle_message(event_type: str, project: str, detail: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "source": EVENT_SOURCE,
-        "type": event_type,
-        "project": project,
-        "time": datetime.now(UTC).isoformat(),
-        "detail": detail,
-    }
+    return lifecycle_envelope(event_type, project, datetime.now(UTC).isoformat(), detail)
 
 
 class LifecyclePublisher:

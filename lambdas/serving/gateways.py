@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
 from lambdas.common import aws
+from lambdas.common.executions import ExecutionStarter
 from lambdas.common.production import get_production
 
 
@@ -94,12 +94,5 @@ class QueueBacklog:
         return sum(int(attributes.get(name, 0)) for name in self.ATTRIBUTES)
 
 
-class TransitionStarter:
-    def __init__(self, state_machine_arn: str, sfn_client: Any | None = None) -> None:
-        self._arn = state_machine_arn
-        self._client = sfn_client
-
-    def start(self, name: str, payload: dict[str, Any]) -> str:
-        client = self._client or aws.client("stepfunctions")
-        response = client.start_execution(stateMachineArn=self._arn, name=name, input=json.dumps(payload))
-        return str(response["executionArn"])
+# The model control state machine is started like the training one: one starter for both.
+TransitionStarter = ExecutionStarter

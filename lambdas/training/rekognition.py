@@ -10,12 +10,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from lambdas.common import aws
 from lambdas.common.constants import (
     FEATURE_CONTENT_MODERATION,
     FEATURE_CUSTOM_LABELS,
     REKOGNITION_MAX_RESULTS,
 )
+from lambdas.training.clients import ServiceGateway
 
 MAX_PAGES = 100  # 10,000 labels or versions: far beyond the service limits of one project
 
@@ -93,15 +93,8 @@ def version_info(raw: dict[str, Any]) -> VersionInfo:
     )
 
 
-class TrainingRekognition:
-    def __init__(self, client: Any | None = None) -> None:
-        self._client = client
-
-    @property
-    def client(self) -> Any:
-        if self._client is None:
-            self._client = aws.client("rekognition")
-        return self._client
+class TrainingRekognition(ServiceGateway):
+    SERVICE = "rekognition"
 
     def describe_project(self, name: str) -> ProjectInfo | None:
         # Without Features, only CUSTOM_LABELS projects are listed.

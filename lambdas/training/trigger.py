@@ -8,12 +8,10 @@ state table) makes "never two at once" hold even when two triggers race.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from lambdas.common import aws
 from lambdas.common.constants import (
     EVENT_TRAINING_SKIPPED,
     FEATURE_CONTENT_MODERATION,
@@ -22,6 +20,7 @@ from lambdas.common.constants import (
 from lambdas.common.production import DatasetSnapshot
 from lambdas.common.settings import AppSettings, ProjectSettings
 from lambdas.training import naming
+from lambdas.training.contracts import TrainingInput, TriggerInfo, WorkflowSettings
 from lambdas.training.rekognition import DatasetInfo, ProjectInfo, TrainingRekognition
 from lambdas.training.state import TrainingStateStore
 
@@ -146,29 +145,33 @@ def decide(
     )
 
 
-def workflow_settings(settings: ProjectSettings) -> dict[str, Any]:
+def settings_contract(settings: ProjectSettings) -> WorkflowSettings:
     """The per-project values the state machine reads from its input."""
-    return {
-        "feature": settings.feature,
-        "poll_seconds": settings.training_poll_seconds,
-        "max_polls": naming.training_polls(settings),
-        "max_split_polls": naming.split_polls(settings),
-        "model_poll_seconds": settings.model_poll_seconds,
-        "max_model_polls": naming.model_start_polls(settings),
-        "f1_floor": settings.f1_floor,
-        "promotion_margin": settings.promotion_margin,
-        "label_f1_floors": dict(settings.label_f1_floors),
-        "max_label_f1_drop": settings.max_label_f1_drop,
-        "retain_versions": settings.retain_versions,
-        "min_inference_units": settings.min_inference_units,
+    return WorkflowSettings(
+        feature=settings.feature,
+        poll_seconds=settings.training_poll_seconds,
+        max_polls=naming.training_polls(settings),
+        max_split_polls=naming.split_polls(settings),
+        model_poll_seconds=settings.model_poll_seconds,
+        max_model_polls=naming.model_start_polls(settings),
+        f1_floor=settings.f1_floor,
+        promotion_margin=settings.promotion_margin,
+        label_f1_floors=dict(settings.label_f1_floors),
+        max_label_f1_drop=settings.max_label_f1_drop,
+        retain_versions=settings.retain_versions,
+        min_inference_units=settings.min_inference_units,
         # Without auto-scaling, the ceiling equals the floor.
-        "max_inference_units": settings.max_inference_units or settings.min_inference_units,
-        "moderation_confidence_threshold": (
+        max_inference_units=settings.max_inference_units or settings.min_inference_units,
+        moderation_confidence_threshold=(
             settings.moderation_confidence_threshold
             if settings.feature == FEATURE_CONTENT_MODERATION
             else None
         ),
-    }
+    )
+
+
+def workflow_settings(settings: ProjectSettings) -> dict[str, Any]:
+    return settings_contract(settings).model_dump()
 
 
 def execution_input(
@@ -181,18 +184,18 @@ def execution_input(
     request: TriggerRequest,
     reason: str,
 ) -> dict[str, Any]:
-    return {
-        "project": project.name,
-        "project_arn": project.arn,
-        "train_dataset_arn": datasets["TRAIN"].arn,
-        "test_dataset_arn": datasets["TEST"].arn,
-        "version_name": version_name,
-        "lock_token": lock_token,
-        "output_prefix": f"{project.name}/{TRAINING_OUTPUT_FOLDER}/",
-        "trigger": {"source": request.source, "force": request.force, "reason": reason},
-        "snapshot": snapshot_of(datasets).to_dict(),
-        "settings": workflow_settings(settings),
-    }
+    return TrainingInput(
+        project=project.name,
+        project_arn=project.arn,
+        train_dataset_arn=datasets["TRAIN"].arn,
+        test_dataset_arn=datasets["TEST"].arn,
+        version_name=version_name,
+        lock_token=lock_token,
+        output_prefix=f"{project.name}/{TRAINING_OUTPUT_FOLDER}/",
+        trigger=TriggerInfo(source=request.source, force=request.force, reason=reason),
+        snapshot=snapshot_of(datasets).to_dict(),
+        settings=settings_contract(settings),
+    ).model_dump()
 
 
 def request_training(
@@ -278,23 +281,3 @@ def request_training(
         version_name=version,
         detail={"new_entries": decision.new_entries},
     )
-
-
-class ExecutionStarter:
-    """Starts the training state machine; the execution name is the lock token."""
-
-    def __init__(self, state_machine_arn: str, client: Any | None = None) -> None:
-        self.state_machine_arn = state_machine_arn
-        self._client = client
-
-    @property
-    def client(self) -> Any:
-        if self._client is None:
-            self._client = aws.client("stepfunctions")
-        return self._client
-
-    def start(self, name: str, payload: dict[str, Any]) -> str:
-        response = self.client.start_execution(
-            stateMachineArn=self.state_machine_arn, name=name, input=json.dumps(payload)
-        )
-        return str(response["executionArn"])

@@ -13,7 +13,9 @@ from botocore.stub import Stubber
 from lambdas.common.constants import DETAIL_TYPE_TRAIN_REQUESTED, EVENT_SOURCE, EVENT_TRAINING_SKIPPED
 from lambdas.common.production import DatasetSnapshot, ProductionRecord, get_production
 from lambdas.common.settings import AppSettings, ProjectSettings
-from lambdas.training import handlers
+from lambdas.training import environment
+from lambdas.training.handlers import execution_end
+from lambdas.training.handlers.trigger import parse_trigger_event
 from lambdas.training.rekognition import DatasetInfo, ProjectInfo, TrainingRekognition
 from lambdas.training.state import ProductionChangedError, TrainingStateStore
 from lambdas.training.trigger import STATUS_SKIPPED, STATUS_STARTED, TriggerRequest, request_training
@@ -267,8 +269,8 @@ def test_describe_project_asks_for_both_features() -> None:
 
 # --- handler edges --------------------------------------------------------------------------------
 def test_trigger_event_parsing_accepts_schedule_and_on_demand_events() -> None:
-    scheduled = handlers.parse_trigger_event({"project": "digits", "force": False, "source": "schedule"})
-    on_demand = handlers.parse_trigger_event(
+    scheduled = parse_trigger_event({"project": "digits", "force": False, "source": "schedule"})
+    on_demand = parse_trigger_event(
         {
             "detail-type": DETAIL_TYPE_TRAIN_REQUESTED,
             "source": EVENT_SOURCE,
@@ -278,7 +280,7 @@ def test_trigger_event_parsing_accepts_schedule_and_on_demand_events() -> None:
     assert (scheduled.project, scheduled.force, scheduled.source) == ("digits", False, "schedule")
     assert (on_demand.project, on_demand.force, on_demand.source) == ("digits", True, "on-demand")
     with pytest.raises(ValueError, match='"project": "<name>"'):
-        handlers.parse_trigger_event({"force": True})
+        parse_trigger_event({"force": True})
 
 
 def test_handler_environment_names_the_missing_or_malformed_variable(
@@ -291,11 +293,11 @@ def test_handler_environment_names_the_missing_or_malformed_variable(
     monkeypatch.delenv("TRAINING_STATE_MACHINE_ARN", raising=False)
     # When it is validated, Then the error names both variables
     with pytest.raises(ValueError) as raised:
-        handlers.TriggerEnvironment.from_environ()
+        environment.TriggerEnvironment.from_environ()
     assert "LIFECYCLE_TOPIC_ARN" in str(raised.value) and "TRAINING_STATE_MACHINE_ARN" in str(raised.value)
     # And the state-machine tasks need only the table and the topic
     monkeypatch.setenv("LIFECYCLE_TOPIC_ARN", "arn:aws:sns:us-east-1:123456789012:lifecycle")
-    assert handlers.TrainingEnvironment.from_environ().state_table == TABLE
+    assert environment.TrainingEnvironment.from_environ().state_table == TABLE
 
 
 class _Context:
@@ -337,8 +339,8 @@ def test_execution_end_releases_a_left_lock_and_reports_once(
         },
     }
     # When the status-change event arrives twice
-    first = handlers.execution_end(event, _Context())
-    second = handlers.execution_end(event, _Context())
+    first = execution_end.handle(event, _Context())
+    second = execution_end.handle(event, _Context())
     # Then the lock is released once, and one training.failed event names the status
     assert first["released"] and not second["released"]
     assert store.get_training("digits").lock_token is None

@@ -132,6 +132,14 @@ class Detection(AppConstruct):
             role.add_to_principal_policy(
                 iam.PolicyStatement(actions=["rekognition:DetectModerationLabels"], resources=["*"])
             )
+        flow_definitions = human_review_flow_definitions(settings)
+        if flow_definitions:
+            # DetectModerationLabels with HumanLoopConfig starts the A2I loop as the caller; the
+            # Service Authorization Reference authorizes sagemaker:StartHumanLoop on the
+            # flow-definition resource type, so the grant names the configured flow definitions only.
+            role.add_to_principal_policy(
+                iam.PolicyStatement(actions=["sagemaker:StartHumanLoop"], resources=flow_definitions)
+            )
 
         findings = {
             "Resource::*": (
@@ -155,6 +163,17 @@ class Detection(AppConstruct):
             "Index access that comes with the idempotency table grant (the table has no index)."
         )
         acknowledge_iam5(self.handler, findings)
+
+
+def human_review_flow_definitions(settings: AppSettings) -> list[str]:
+    """The flow definition ARNs of the projects that ask for human review (sorted, no repeats)."""
+    return sorted(
+        {
+            arn
+            for project in settings.projects.values()
+            if (arn := project.human_loop_flow_definition_arn) is not None
+        }
+    )
 
 
 def _logical_id(construct: Construct) -> str:

@@ -25,6 +25,13 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 PROJECT_NAME_PATTERN = re.compile(r"^[a-zA-Z0-9_.\-]{1,255}$")
 DEFAULTS_KEY = "defaults"
+# HumanLoopConfig.FlowDefinitionArn: at most 256 characters (Rekognition's model, which sets no
+# pattern); the ARN form is the one SageMaker's model gives flow definitions, with the name pattern of
+# CreateFlowDefinition.
+FLOW_DEFINITION_ARN_MAX = 256
+FLOW_DEFINITION_ARN_PATTERN = re.compile(
+    r"^arn:aws[a-z\-]*:sagemaker:[a-z0-9\-]+:[0-9]{12}:flow-definition/[a-z0-9](-*[a-z0-9]){0,62}$"
+)
 
 
 class ServingWindow(BaseModel):
@@ -106,6 +113,45 @@ class ProjectSettings(BaseModel):
     def _units_consistent(self) -> ProjectSettings:
         if self.max_inference_units is not None and self.max_inference_units < self.min_inference_units:
             raise ValueError("max_inference_units must be >= min_inference_units")
+        return self
+
+    # --- human review with Amazon A2I (CONTENT_MODERATION projects) ---
+    # DetectModerationLabels passes HumanLoopConfig with this flow definition when it is set; the
+    # classifiers go to HumanLoopConfig.DataAttributes.ContentClassifiers.
+    human_loop_flow_definition_arn: str | None = Field(
+        default=None,
+        description="ARN of the SageMaker flow definition (human review workflow) that reviews this "
+        "project's moderation results; None: no human review",
+    )
+    human_loop_content_classifiers: tuple[
+        Literal["FreeOfPersonallyIdentifiableInformation", "FreeOfAdultContent"], ...
+    ] = Field(default=(), description="HumanLoopDataAttributes.ContentClassifiers")
+
+    @field_validator("human_loop_flow_definition_arn")
+    @classmethod
+    def _flow_definition_arn_valid(cls, arn: str | None) -> str | None:
+        if arn is not None and (
+            len(arn) > FLOW_DEFINITION_ARN_MAX or not FLOW_DEFINITION_ARN_PATTERN.match(arn)
+        ):
+            raise ValueError(
+                f"human_loop_flow_definition_arn {arn!r} is not a flow definition ARN: expected "
+                "arn:aws:sagemaker:<region>:<12-digit account>:flow-definition/<name> (name: lowercase "
+                f"letters, digits and '-', at most 63), at most {FLOW_DEFINITION_ARN_MAX} characters"
+            )
+        return arn
+
+    @model_validator(mode="after")
+    def _human_loop_consistent(self) -> ProjectSettings:
+        if self.human_loop_flow_definition_arn is not None and self.feature != "CONTENT_MODERATION":
+            raise ValueError(
+                "human_loop_flow_definition_arn applies to CONTENT_MODERATION projects only "
+                "(DetectCustomLabels has no human loop); remove it or set feature to CONTENT_MODERATION"
+            )
+        if self.human_loop_content_classifiers and self.human_loop_flow_definition_arn is None:
+            raise ValueError(
+                "human_loop_content_classifiers needs human_loop_flow_definition_arn: set the flow "
+                "definition or remove the classifiers"
+            )
         return self
 
 

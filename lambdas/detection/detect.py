@@ -4,8 +4,8 @@
 `Detection` (labels sorted by confidence) and its errors into three exceptions the handler acts on:
 
 * `ModelNotReady`  the version is not RUNNING (ResourceNotReadyException): wait in the queue;
-* `Throttled`      throttling or provisioned throughput exceeded (after the client's own retries):
-                   wait in the queue, with backoff;
+* `Throttled`      throttling or provisioned throughput exceeded (after the client's own retries),
+                   or A2I's quota of in-progress human loops reached: wait in the queue, with backoff;
 * `BadImage`       the image itself is unusable (format, size, corrupt, missing): an ERROR result,
                    never retried.
 """
@@ -19,7 +19,15 @@ from urllib.parse import unquote_plus
 from botocore.exceptions import ClientError
 
 from lambdas.common import aws
-from lambdas.common.constants import FEATURE_CONTENT_MODERATION, IMAGE_SUFFIXES, INFERENCE_FOLDER
+from lambdas.common.constants import (
+    ANSWERED_BY_ADAPTER,
+    ANSWERED_BY_BASE_MODEL,
+    FEATURE_CONTENT_MODERATION,
+    IMAGE_SUFFIXES,
+    INFERENCE_FOLDER,
+)
+from lambdas.detection import human_loop
+from lambdas.detection.human_loop import HumanLoopRequest
 
 NOT_READY_ERRORS = frozenset({"ResourceNotReadyException"})
 THROTTLING_ERRORS = frozenset(
@@ -30,6 +38,7 @@ THROTTLING_ERRORS = frozenset(
         "InternalServerError",
         "ServiceUnavailableException",
     }
+    | human_loop.QUOTA_CODES
 )
 # What a person should do about each unusable image.
 BAD_IMAGE_ADVICE = {
@@ -93,6 +102,10 @@ class ImageRef:
         """The image version as plain data: the idempotency key (bucket, key, version id and ETag)."""
         return {"bucket": self.bucket, "key": self.key, "version_id": self.version_id, "etag": self.etag}
 
+    def human_loop_name(self) -> str:
+        """The A2I human loop name of this image version (human_loop.py)."""
+        return human_loop.human_loop_name(self.project, self.bucket, self.key, self.version_id or self.etag)
+
 
 def image_from_notification(bucket: str, raw_key: str, version_id: str | None, etag: str | None) -> ImageRef:
     """Builds an ImageRef from an S3 notification (keys arrive URL-encoded, '+' for space)."""
@@ -127,6 +140,10 @@ class Detection:
     model_arn: str
     labels: tuple[Label, ...] = field(default_factory=tuple)
     adapter_applied: bool | None = None  # moderation only: False when an expired adapter was ignored
+    # Moderation only: "adapter", or "base_model" when the answer carried no ProjectVersion (the
+    # adapter expired or was deprecated, per the DetectModerationLabels reference).
+    answered_by: str | None = None
+    human_loop: dict[str, Any] | None = None  # the result's human_loop (human_loop.py), when asked for
 
     @property
     def top(self) -> Label | None:
@@ -151,12 +168,13 @@ class Detector:
         model_arn: str,
         min_confidence: float | None,
         max_results: int,
+        human_loop_request: HumanLoopRequest | None = None,
     ) -> Detection:
         if not image.key.lower().endswith(IMAGE_SUFFIXES):
             raise BadImage("UnsupportedExtension", f"{image.key} does not end in {', '.join(IMAGE_SUFFIXES)}")
         try:
             if feature == FEATURE_CONTENT_MODERATION:
-                return self._moderation(image, model_arn, min_confidence, max_results)
+                return self._moderation(image, model_arn, min_confidence, max_results, human_loop_request)
             return self._custom_labels(image, model_arn, min_confidence, max_results)
         except ClientError as error:
             code = error.response.get("Error", {}).get("Code", "")
@@ -191,12 +209,32 @@ class Detector:
         return Detection(feature="CUSTOM_LABELS", model_arn=model_arn, labels=_sorted(labels, max_results))
 
     def _moderation(
-        self, image: ImageRef, adapter_arn: str, min_confidence: float | None, max_results: int
+        self,
+        image: ImageRef,
+        adapter_arn: str,
+        min_confidence: float | None,
+        max_results: int,
+        loop: HumanLoopRequest | None,
     ) -> Detection:
         request: dict[str, Any] = {"Image": {"S3Object": image.s3_object()}, "ProjectVersion": adapter_arn}
         if min_confidence is not None:
             request["MinConfidence"] = min_confidence
-        response = self.client.detect_moderation_labels(**request)
+        record: dict[str, Any] | None = None
+        if loop is None:
+            response = self.client.detect_moderation_labels(**request)
+        else:
+            try:
+                response = self.client.detect_moderation_labels(**request, HumanLoopConfig=loop.config())
+                record = human_loop.activation_record(loop, response.get("HumanLoopActivationOutput"))
+            except ClientError as error:
+                code = error.response.get("Error", {}).get("Code", "")
+                if not human_loop.is_name_in_use(
+                    code, error.response.get("Error", {}).get("Message", ""), loop
+                ):
+                    raise
+                # An earlier attempt for this image version started the loop: answer without one.
+                response = self.client.detect_moderation_labels(**request)
+                record = human_loop.already_started_record(loop)
         labels = [
             Label(
                 name=str(item["Name"]),
@@ -210,4 +248,6 @@ class Detector:
             model_arn=adapter_arn,
             labels=_sorted(labels, max_results),
             adapter_applied=response.get("ProjectVersion") == adapter_arn,
+            answered_by=ANSWERED_BY_ADAPTER if response.get("ProjectVersion") else ANSWERED_BY_BASE_MODEL,
+            human_loop=record,
         )

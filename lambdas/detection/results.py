@@ -6,14 +6,19 @@ Document (also the SNS message body)::
      "top_label": "7" | null, "confidence": 97.3 | null,
      "labels": [{"name": "7", "confidence": 97.3, "geometry": {...}?, "parent": "..."?}, ...],
      "image": {"bucket": "...", "key": "digits/inference/a.png", "version_id": "..."?, "etag": "..."?},
-     "model": {"feature": "CUSTOM_LABELS", "arn": "<version or adapter ARN>", "adapter_applied": true?},
+     "model": {"feature": "CUSTOM_LABELS", "arn": "<version or adapter ARN>", "adapter_applied": true?,
+               "answered_by": "adapter" | "base_model"?},
      "min_confidence": null | 50.0, "review_key": "digits/review/a.png" | null,
+     "human_loop": null | {"name": "...", "flow_definition_arn": "...",
+                           "status": "activated" | "not_activated", "arn": "..." | null,
+                           "reasons": [...], "conditions": {...} | null, "already_started": false},
      "error": null | {"code": "...", "message": "...", "action": "..."},
      "detected_at": "2026-11-21T18:00:00+00:00"}
 
 S3 key: `<project>/results/<inference key remainder>.json`. SNS message attributes (for filter
-policies): project, status, confidence (Number, 0 when there is no label) and top_label (only when
-there is one).
+policies): project, status, confidence (Number, 0 when there is no label), top_label (only when
+there is one), and for moderation answered_by (adapter or base_model) and human_loop (activated or
+not_activated; only when the project configures a human review flow definition).
 """
 
 from __future__ import annotations
@@ -24,7 +29,9 @@ from typing import Any
 
 from lambdas.common import aws
 from lambdas.common.constants import (
+    ATTR_ANSWERED_BY,
     ATTR_CONFIDENCE,
+    ATTR_HUMAN_LOOP,
     ATTR_PROJECT,
     ATTR_STATUS,
     ATTR_TOP_LABEL,
@@ -60,6 +67,8 @@ def detection_result(
     model: dict[str, Any] = {"feature": detection.feature, "arn": detection.model_arn}
     if detection.adapter_applied is not None:
         model["adapter_applied"] = detection.adapter_applied
+    if detection.answered_by is not None:
+        model["answered_by"] = detection.answered_by
     return {
         "project": image.project,
         "status": DETECTION_STATUS_OK if top else DETECTION_STATUS_NO_LABEL,
@@ -70,6 +79,7 @@ def detection_result(
         "model": model,
         "min_confidence": min_confidence,
         "review_key": None,
+        "human_loop": detection.human_loop,
         "error": None,
         "detected_at": _iso(detected_at),
     }
@@ -88,6 +98,7 @@ def error_result(
         "model": {"feature": feature, "arn": model_arn},
         "min_confidence": None,
         "review_key": None,
+        "human_loop": None,
         "error": {
             "code": error.code,
             "message": f"s3://{image.bucket}/{image.key}: {error.message}",
@@ -105,6 +116,14 @@ def message_attributes(result: dict[str, Any]) -> dict[str, dict[str, str]]:
     }
     if result.get("top_label"):
         attributes[ATTR_TOP_LABEL] = {"DataType": "String", "StringValue": str(result["top_label"])[:256]}
+    answered_by = (result.get("model") or {}).get("answered_by")
+    if answered_by:
+        attributes[ATTR_ANSWERED_BY] = {"DataType": "String", "StringValue": str(answered_by)}
+    if result.get("human_loop"):
+        attributes[ATTR_HUMAN_LOOP] = {
+            "DataType": "String",
+            "StringValue": str(result["human_loop"]["status"]),
+        }
     return attributes
 
 

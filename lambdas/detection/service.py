@@ -11,12 +11,28 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from lambdas.common.constants import FEATURE_CUSTOM_LABELS
+from aws_lambda_powertools import Logger
+
+from lambdas.common.constants import ANSWERED_BY_BASE_MODEL, FEATURE_CUSTOM_LABELS
 from lambdas.common.production import ProductionRecord
-from lambdas.common.settings import AppSettings, UnknownProjectError
+from lambdas.common.settings import AppSettings, ProjectSettings, UnknownProjectError
 from lambdas.detection.detect import BadImage, Detector, ImageRef, NoProductionVersion
+from lambdas.detection.human_loop import HumanLoopRequest
 from lambdas.detection.results import ResultSink, detection_result, error_result
 from lambdas.detection.review import needs_review, review_key
+
+logger = Logger(child=True)
+
+
+def human_loop_request(image: ImageRef, project: ProjectSettings) -> HumanLoopRequest | None:
+    """The A2I human loop to ask for, when the project configures a flow definition."""
+    if project.human_loop_flow_definition_arn is None:
+        return None
+    return HumanLoopRequest(
+        name=image.human_loop_name(),
+        flow_definition_arn=project.human_loop_flow_definition_arn,
+        content_classifiers=tuple(project.human_loop_content_classifiers),
+    )
 
 
 @dataclass
@@ -52,6 +68,7 @@ class DetectionService:
                 model_arn=record.version_arn,
                 min_confidence=project.min_confidence,
                 max_results=project.max_results,
+                human_loop_request=human_loop_request(image, project),
             )
         except BadImage as error:
             result = error_result(
@@ -61,6 +78,12 @@ class DetectionService:
             result = detection_result(
                 image, detection, min_confidence=project.min_confidence, detected_at=now
             )
+            if detection.answered_by == ANSWERED_BY_BASE_MODEL:
+                logger.warning(
+                    "the adapter did not answer: the base moderation model did (the adapter expired or "
+                    "was deprecated); train and promote a new adapter",
+                    extra={"project": image.project, "adapter": record.version_arn},
+                )
             if needs_review(result["status"], result["confidence"], project.review_confidence):
                 target = review_key(image)
                 self.sink.copy_to_review(image, target)

@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
-import pytest
-from aws_cdk.assertions import Match, Template
+from typing import Any
 
+import pytest
+from aws_cdk import App, Stack, Validations
+from aws_cdk.assertions import Match, Template
+from cdk_nag import AwsSolutionsChecks
+
+from infra.app_factory import REPO_ROOT
 from infra.constructs.detection import Detection
+from infra.constructs.notifications import Notifications
+from infra.constructs.serving import Serving
+from infra.constructs.storage import Storage
+from lambdas.common.settings import load_cdk_context, settings_from_context
 from tests.infra.test_serving_construct import synth_serving_stack
 
 
@@ -97,3 +106,65 @@ def test_handler_may_detect_only_with_configured_projects(template: Template) ->
             }
         },
     )
+
+
+# --- human review (Amazon A2I) -------------------------------------------------------------------
+REVIEW_FLOW = "arn:aws:sagemaker:us-east-1:123456789012:flow-definition/moderation-review"
+SECOND_FLOW = "arn:aws:sagemaker:us-east-1:123456789012:flow-definition/forum-review"
+
+
+def synth_with_projects(outdir: str, extra: dict[str, Any]) -> Template:
+    """The detection stack of cdk.json with `extra` merged into its projects, under cdk-nag."""
+    context = load_cdk_context(str(REPO_ROOT / "cdk.json"))
+    context["projects"] = {**context["projects"], **extra}
+    app = App(outdir=outdir, context=context)
+    settings = settings_from_context(context)
+    stack = Stack(app, "DetectionUnderTest")
+    storage = Storage(stack, "Storage", settings=settings)
+    notifications = Notifications(stack, "Notifications", settings=settings, key=storage.key)
+    serving = Serving(stack, "Serving", settings=settings, storage=storage, notifications=notifications)
+    Detection(
+        stack, "Detection", settings=settings, storage=storage, notifications=notifications, serving=serving
+    )
+    Validations.of(app).add_plugins(AwsSolutionsChecks(app, verbose=True))
+    app.synth()  # raises on any unacknowledged cdk-nag finding
+    return Template.from_stack(stack)
+
+
+def statements_with(template: Template, prefix: str) -> list[dict[str, Any]]:
+    found = []
+    for policy in template.find_resources("AWS::IAM::Policy").values():
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
+            actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+            if any(action.startswith(prefix) for action in actions):
+                found.append(statement)
+    return found
+
+
+def test_no_human_loop_permission_when_no_project_configures_a_flow_definition(template: Template) -> None:
+    assert statements_with(template, "sagemaker:") == []
+
+
+def test_human_loops_may_start_only_on_the_configured_flow_definitions(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    template = synth_with_projects(
+        str(tmp_path_factory.mktemp("detection-a2i")),
+        {
+            "moderation": {"feature": "CONTENT_MODERATION", "human_loop_flow_definition_arn": REVIEW_FLOW},
+            "forum": {
+                "feature": "CONTENT_MODERATION",
+                "human_loop_flow_definition_arn": SECOND_FLOW,
+                "human_loop_content_classifiers": ["FreeOfPersonallyIdentifiableInformation"],
+            },
+            "comments": {"feature": "CONTENT_MODERATION"},
+        },
+    )
+    [statement] = statements_with(template, "sagemaker:")
+    assert statement["Effect"] == "Allow"
+    assert statement["Action"] == "sagemaker:StartHumanLoop"
+    assert sorted(statement["Resource"]) == [
+        "arn:aws:sagemaker:us-east-1:123456789012:flow-definition/forum-review",
+        "arn:aws:sagemaker:us-east-1:123456789012:flow-definition/moderation-review",
+    ]
+    assert "Condition" not in statement

@@ -7,6 +7,8 @@ Faults are armed for a number of occurrences and consumed as they fire:
 * ``fail_dataset_update()``       -> the next dataset create/update ends in *_FAILED (SERVICE_ERROR)
 * ``fail_training()``             -> the next training ends in TRAINING_FAILED
 * ``fail_start()``                -> the next StartProjectVersion ends in FAILED
+* ``expire_adapter()``            -> the next DetectModerationLabels answers as if its adapter had
+                                     expired: the base model answers, without ``ProjectVersion``
 
 Every fault can be restricted to one project by name. The same API is reachable over HTTP:
 ``POST /_engine/faults`` with ``{"kind": "throttle", "operation": "DetectCustomLabels", "count": 2}``,
@@ -19,7 +21,7 @@ import threading
 from dataclasses import asdict, dataclass
 from typing import Any
 
-KINDS = ("throttle", "error", "dataset_update_failed", "training_failed", "start_failed")
+KINDS = ("throttle", "error", "dataset_update_failed", "training_failed", "start_failed", "adapter_expired")
 
 ERROR_STATUS = {
     "InternalServerError": 500,
@@ -85,6 +87,9 @@ class FaultInjector:
 
     def fail_start(self, count: int = 1, project: str | None = None, message: str | None = None) -> Fault:
         return self.add(Fault("start_failed", None, count, project, message=message))
+
+    def expire_adapter(self, count: int = 1, project: str | None = None) -> Fault:
+        return self.add(Fault("adapter_expired", "DetectModerationLabels", count, project))
 
     def clear(self) -> None:
         with self._lock:

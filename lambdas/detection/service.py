@@ -61,6 +61,7 @@ class DetectionService:
             raise NoProductionVersion(
                 f"project {image.project} has no production version yet; the image waits for a promotion"
             )
+        loop = human_loop_request(image, project)
         try:
             detection = self.detector.detect(
                 image,
@@ -68,7 +69,7 @@ class DetectionService:
                 model_arn=record.version_arn,
                 min_confidence=project.min_confidence,
                 max_results=project.max_results,
-                human_loop_request=human_loop_request(image, project),
+                **({"human_loop_request": loop} if loop is not None else {}),
             )
         except BadImage as error:
             result = error_result(

@@ -195,6 +195,26 @@ def test_human_review_is_simulated_from_the_loop_name_and_a_confidence_band(
     assert quiet["ModerationLabels"] == started["ModerationLabels"]
 
 
+def test_an_expired_adapter_fault_makes_the_base_model_answer_without_project_version(
+    rk: Any, adapter: dict[str, Any]
+) -> None:
+    running = adapter["running"]
+    image = {"Bytes": colour_image("red", 78)}
+    # Given the next call finds the adapter expired (another project's fault does not apply)
+    running.faults.expire_adapter(project="another-project")
+    running.faults.expire_adapter(project="adapter-levels")
+    expired = rk.detect_moderation_labels(Image=image, ProjectVersion=adapter["arn"])
+    # Then the answer leaves ProjectVersion out (the base model answered) and finds nothing offline
+    assert "ProjectVersion" not in expired
+    assert expired["ModerationLabels"] == []
+    assert expired["ModerationModelVersion"]
+    # And the fault is spent: the adapter answers the next call
+    again = rk.detect_moderation_labels(Image=image, ProjectVersion=adapter["arn"])
+    assert again["ProjectVersion"] == adapter["arn"]
+    assert again["ModerationLabels"][0]["Name"] == "Middle Finger"
+    assert [fault["project"] for fault in running.faults.list()] == ["another-project"]
+
+
 def test_a_label_outside_the_taxonomy_fails_training_with_the_valid_names(rk: Any, s3: Any) -> None:
     asset = upload_adapter_manifest(s3, "bad/train.manifest", 3, {"red": "Cats", "blue": "Alcohol"})
     project = moderation_project(rk, "adapter-bad")

@@ -104,6 +104,7 @@ def test_moderation_project_uses_its_adapter_without_starting_anything(monkeypat
                 "feature": "CONTENT_MODERATION",
                 "arn": adapter,
                 "adapter_applied": True,
+                "answered_by": "adapter",
             }
             assert result["status"] in ("CLASSIFIED", "NO_LABEL")
             assert result["_attributes"]["project"] == "moderation"

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from lambdas.common.settings import AppSettings, ProjectSettings
+from lambdas.detection import policy as detection_policy
 from tests.integration.serving_support import OfflineStack, detections, digits, offline_world, s3_notification
 
 FLOW = "arn:aws:sagemaker:us-east-1:123456789012:flow-definition/moderation-review"
@@ -104,6 +105,8 @@ def test_adapter_results_reach_sns_and_an_expired_adapter_is_reported(monkeypatc
 
 @pytest.mark.slow
 def test_human_review_per_image_with_stable_loop_names(monkeypatch: Any) -> None:
+    # The human loop quota is waited out like throttling; no backoff base keeps the test short.
+    monkeypatch.setattr(detection_policy, "THROTTLE_BASE_SECONDS", 0)
     settings = moderation_settings(
         human_loop_flow_definition_arn=FLOW, human_loop_content_classifiers=("FreeOfAdultContent",)
     )
@@ -157,4 +160,22 @@ def test_human_review_per_image_with_stable_loop_names(monkeypatch: Any) -> None
         for key, result in again.items():
             assert result["human_loop"]["name"] == results[key]["human_loop"]["name"]
             assert result["human_loop"]["status"] == results[key]["human_loop"]["status"]
+
+        # Given the account's in-progress human loops are at their quota for the next call
+        world.engine.faults.fail(
+            "DetectModerationLabels", code="HumanLoopQuotaExceededException", project="moderation"
+        )
+        key = stack.upload_inference("moderation", "posts/at-quota.png", digits((1,))[30][1])
+        # When detection runs until the queue is empty
+        handed_total, failed_total = 0, 0
+        for _ in range(20):
+            handed, failed = stack.poll_detection()
+            handed_total, failed_total = handed_total + handed, failed_total + failed
+            if stack.queue_depth() == 0:
+                break
+        # Then the image waited (sent back once, not failed) and has exactly one result
+        assert (handed_total, failed_total) == (2, 0)
+        [waited] = detections(stack)
+        assert waited["image"]["key"] == key
+        assert waited["human_loop"]["status"] in ("activated", "not_activated")
         assert stack.dead_letter_depth() == 0

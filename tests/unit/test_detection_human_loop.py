@@ -36,6 +36,17 @@ def stubbed() -> tuple[Any, Stubber]:
     return client, Stubber(client)
 
 
+def moderate(client: Any, loop: HumanLoopRequest | None) -> Detection:
+    return Detector(client).detect(
+        IMAGE,
+        feature="CONTENT_MODERATION",
+        model_arn=ADAPTER,
+        min_confidence=None,
+        max_results=10,
+        human_loop_request=loop,
+    )
+
+
 def loop_for(image: ImageRef) -> HumanLoopRequest:
     request = human_loop_request(image, MODERATED)
     assert request is not None
@@ -133,14 +144,7 @@ def test_human_loop_config_is_sent_and_the_activation_is_recorded() -> None:
         },
     )
     with stub:
-        detection = Detector(client).detect(
-            IMAGE,
-            feature="CONTENT_MODERATION",
-            model_arn=ADAPTER,
-            min_confidence=None,
-            max_results=10,
-            human_loop_request=loop_for(IMAGE),
-        )
+        detection = moderate(client, loop_for(IMAGE))
     stub.assert_no_pending_responses()
     result = detection_result(IMAGE, detection, min_confidence=None, detected_at=0.0)
     assert result["human_loop"] == {
@@ -169,14 +173,7 @@ def test_an_answer_without_a_loop_arn_did_not_start_review() -> None:
         },
     )
     with stub:
-        detection = Detector(client).detect(
-            IMAGE,
-            feature="CONTENT_MODERATION",
-            model_arn=ADAPTER,
-            min_confidence=None,
-            max_results=10,
-            human_loop_request=loop_for(IMAGE),
-        )
+        detection = moderate(client, loop_for(IMAGE))
     result = detection_result(IMAGE, detection, min_confidence=None, detected_at=0.0)
     assert result["human_loop"]["status"] == "not_activated"
     assert result["human_loop"]["arn"] is None
@@ -202,14 +199,7 @@ def test_a_loop_name_in_use_is_not_started_twice_nor_loses_the_image() -> None:
         },
     )
     with stub:
-        detection = Detector(client).detect(
-            IMAGE,
-            feature="CONTENT_MODERATION",
-            model_arn=ADAPTER,
-            min_confidence=None,
-            max_results=10,
-            human_loop_request=loop_for(IMAGE),
-        )
+        detection = moderate(client, loop_for(IMAGE))
     stub.assert_no_pending_responses()
     assert detection.labels[0].name == "Smoking"
     assert detection.human_loop is not None
@@ -230,14 +220,7 @@ def test_the_human_loop_quota_waits_like_throttling(code: str) -> None:
     client, stub = stubbed()
     stub.add_client_error("detect_moderation_labels", service_error_code=code, http_status_code=400)
     with stub, pytest.raises(Throttled, match=code):
-        Detector(client).detect(
-            IMAGE,
-            feature="CONTENT_MODERATION",
-            model_arn=ADAPTER,
-            min_confidence=None,
-            max_results=10,
-            human_loop_request=loop_for(IMAGE),
-        )
+        moderate(client, loop_for(IMAGE))
 
 
 # --- an expired adapter ----------------------------------------------------------------------------
@@ -248,9 +231,7 @@ def test_an_answer_without_project_version_says_the_base_model_answered() -> Non
         {"ModerationLabels": [{"Name": "Smoking", "Confidence": 55.0}], "ModerationModelVersion": "7.0"},
     )
     with stub:
-        detection = Detector(client).detect(
-            IMAGE, feature="CONTENT_MODERATION", model_arn=ADAPTER, min_confidence=None, max_results=10
-        )
+        detection = moderate(client, None)
     result = detection_result(IMAGE, detection, min_confidence=None, detected_at=0.0)
     assert result["model"] == {
         "feature": "CONTENT_MODERATION",

@@ -169,10 +169,6 @@ def test_the_engine_has_no_import_cycle() -> None:
     assert found == [], _describe(found)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="autopilot.local.demo -> autopilot.local.serve -> autopilot.local.demo (outside the engine)",
-)
 def test_no_import_cycle_anywhere() -> None:
     found = cycles(import_graph(ROOT, PACKAGES))
     assert found == [], _describe(found)

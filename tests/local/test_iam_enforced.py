@@ -25,7 +25,9 @@ def _policy_of(template: dict[str, Any], path_part: str) -> str:
     return logical_id(template, "AWS::IAM::Policy", path_part)
 
 
-def test_a_handler_without_its_publish_grant_is_refused_by_sns(tmp_path_factory: pytest.TempPathFactory) -> None:
+def test_a_handler_without_its_publish_grant_is_refused_by_sns(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
     # Given the small wiring stack whose consumer lost its sns:Publish statement
     template = build_wiring_template(str(tmp_path_factory.mktemp("wiring")))
     policy = next(lid for lid in template["Resources"] if lid.startswith("ConsumerServiceRoleDefaultPolicy"))
@@ -82,8 +84,9 @@ def test_a_state_machine_without_its_rekognition_grant_fails_the_task(template: 
     ]
     assert failures, result.history
     assert failures[0]["error"] == "Rekognition.AccessDeniedException"
-    assert "is not authorized to perform: rekognition:StopProjectVersion on resource: " + version in (
-        failures[0]["cause"]
+    assert (
+        "is not authorized to perform: rekognition:StopProjectVersion on resource: " + version
+        in (failures[0]["cause"])
     )
     assert "assumed-role/" in failures[0]["cause"]
     assert figures["denied"] == 1

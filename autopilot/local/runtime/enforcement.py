@@ -68,7 +68,7 @@ class StackEnforcement:
         try:
             self.iam.task(logical_id, task_resource, parameters)
         except ClientError as denied:
-            self._refuse(f"task {task_resource.rsplit(':', 2)[-2:]} of {logical_id}: {denied}")
+            self._refuse(f"task {task_resource} of {logical_id}: {denied}")
             raise
 
     def allows_delivery(self, service: str, action: str, target_arn: str, source_arn: str) -> bool:

@@ -55,10 +55,13 @@ def _context() -> dict[str, Any]:
     return {
         "projects": {
             "defaults": base["projects"]["defaults"],
-            **{name: project.model_dump(exclude_defaults=True) for name, project in settings.projects.items()},
+            **{
+                name: project.model_dump(mode="json", exclude_defaults=True)
+                for name, project in settings.projects.items()
+            },
         },
         "controller_rate_minutes": settings.controller_rate_minutes,
-        "guard": {**base["guard"], **settings.guard.model_dump(exclude_defaults=True)},
+        "guard": {**base["guard"], **settings.guard.model_dump(mode="json", exclude_defaults=True)},
     }
 
 

@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from autopilot.local.demo import DemoOptions
+from autopilot.local.demo_options import DemoOptions
 
 
 def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -50,6 +50,7 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
     )
     run.add_argument("--verbose", action="store_true", help="also show every function invocation and tick")
     run.add_argument("--json", action="store_true", help="print the report as JSON (progress goes to stderr)")
+    _add_stack_arguments(run)
     run.set_defaults(func=run_command)
 
     serve = sub.add_parser(
@@ -73,7 +74,24 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
         type=Path,
         help="write this file (JSON: endpoints, env file) once the stack is up, and remove it on exit",
     )
+    _add_stack_arguments(serve)
     serve.set_defaults(func=serve_command)
+
+
+def _add_stack_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--app",
+        type=Path,
+        metavar="ASSEMBLY",
+        help="run this already synthesized cloud assembly (a cdk.out folder) instead of synthesizing "
+        "the CDK app, as `cdk deploy --app cdk.out`; its settings are used as synthesized",
+    )
+    parser.add_argument(
+        "--no-iam",
+        dest="iam",
+        action="store_false",
+        help="do not check calls and deliveries against the stack's IAM policies (debugging only)",
+    )
 
 
 def run_command(args: argparse.Namespace) -> int:
@@ -90,6 +108,8 @@ def run_command(args: argparse.Namespace) -> int:
         phase_timeout_s=args.phase_timeout,
         state_dir=args.state_dir,
         verbose=args.verbose,
+        iam=args.iam,
+        app=args.app,
     )
     report = run_demo(options, out=sys.stderr if args.json else sys.stdout)
     if args.json:
@@ -108,5 +128,7 @@ def serve_command(args: argparse.Namespace) -> int:
         duration_s=args.duration,
         verbose=args.verbose,
         ready_file=args.ready_file,
+        iam=args.iam,
+        app=args.app,
     )
     return serve(options, sys.stdout)

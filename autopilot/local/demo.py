@@ -15,13 +15,12 @@ import time
 import warnings
 from collections.abc import Callable
 from contextlib import ExitStack
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any, TextIO
 
 import boto3
 from botocore.exceptions import ClientError
 
+from autopilot.local.demo_options import DemoOptions, DemoReport, Phase, demo_context
 from autopilot.local.demo_summary import (
     dataset_stats,
     held_out_results,
@@ -32,7 +31,7 @@ from autopilot.local.demo_summary import (
 )
 from autopilot.local.runtime import LocalRuntime, patched_environ, running_stack
 from autopilot.local.sample_data import DemoSplit, demo_split
-from autopilot.local.template import deep_merge, synth_template
+from autopilot.local.template import assembly_template, synth_template
 from autopilot.local.wiring import TimelineEntry
 from lambdas.common.constants import (
     EVENT_ENTRIES_APPLIED,
@@ -52,81 +51,9 @@ from lambdas.common.constants import (
     TRAIN_FOLDER,
 )
 
-STATE_DIR = Path(".local-stack")
-
-
-@dataclass
-class DemoOptions:
-    project: str = "digits"
-    speed: float = 120.0  # schedules, queue retries and the engine run 120 times faster than AWS
-    train_per_label: int = 20
-    test_per_label: int = 5
-    held_out_per_label: int = 3
-    seed: int = 7  # the digits are shuffled (seeded) before train, test and held-out are cut
-    idle_minutes: int = 1
-    phase_timeout_s: float = 120.0
-    state_dir: Path = STATE_DIR
-    verbose: bool = False
-
-
-@dataclass
-class Phase:
-    name: str
-    status: str  # "ok" | "failed" | "skipped"
-    seconds: float = 0.0
-    detail: str = ""
-
-
-@dataclass
-class DemoReport:
-    phases: list[Phase] = field(default_factory=list)
-    summary: dict[str, Any] = field(default_factory=dict)
-    timeline: list[dict[str, Any]] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)
-    total_seconds: float = 0.0
-
-    @property
-    def ok(self) -> bool:
-        return bool(self.phases) and all(phase.status == "ok" for phase in self.phases)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "ok": self.ok,
-            "total_seconds": round(self.total_seconds, 1),
-            "phases": [asdict(phase) for phase in self.phases],
-            "summary": self.summary,
-            "errors": self.errors,
-            "timeline": self.timeline,
-        }
-
 
 class PhaseFailedError(RuntimeError):
     pass
-
-
-def demo_context(options: DemoOptions) -> dict[str, Any]:
-    """cdk.json context with the demo's short waits; the stack's wiring stays what it is."""
-    from infra.app_factory import REPO_ROOT
-    from lambdas.common.settings import load_cdk_context
-
-    base = load_cdk_context(str(REPO_ROOT / "cdk.json"))
-    overrides = {
-        "projects": {
-            "defaults": {
-                "training_schedule": "rate(10 minutes)",
-                "min_new_labeled_entries": 10,
-                "training_poll_seconds": 2,
-                "model_poll_seconds": 1,
-                "idle_minutes": options.idle_minutes,
-                "f1_floor": 0.5,
-                "review_confidence": None,
-            }
-        },
-        "controller_rate_minutes": 1,
-        # The ingestion debounce before a dataset update (SQS message delays run in real time).
-        "ingestion": {"flush_delay_seconds": 2},
-    }
-    return deep_merge(base, overrides)
 
 
 def _engine(options: DemoOptions) -> Any:
@@ -225,12 +152,19 @@ class Demo:
 
         def synthesize() -> str:
             nonlocal template
-            template = synth_template(demo_context(options), outdir=str(options.state_dir / "cdk.out"))
+            if options.app is not None:
+                try:
+                    template = assembly_template(options.app)
+                except ValueError as error:
+                    raise PhaseFailedError(str(error)) from error
+            else:
+                template = synth_template(demo_context(options), outdir=str(options.state_dir / "cdk.out"))
             split_ready.join()
             kinds = [res.get("Type") for res in template.get("Resources", {}).values()]
-            return f"{len(kinds)} resources from the CDK app"
+            source = f"the cloud assembly {options.app}" if options.app is not None else "the CDK app"
+            return f"{len(kinds)} resources from {source}"
 
-        self.phase("synthesize the CDK app", synthesize)
+        self.phase("read the cloud assembly" if options.app else "synthesize the CDK app", synthesize)
         if self._failed:
             return self._finish()
         with ExitStack() as stack:
@@ -257,6 +191,7 @@ class Demo:
                         extra_environment={"AWS_ENDPOINT_URL_REKOGNITION": url},
                         on_timeline=self._on_timeline,
                         capture_output=log_file,
+                        iam=options.iam,
                     )
                 )
                 # Training waits until the dataset is in: the schedule resumes after ingestion.
@@ -266,9 +201,25 @@ class Demo:
             self.phase("start moto, the engine and the stack", start)
             if self.runtime is not None:
                 self._flow()
+                if options.iam:
+                    self.phase("IAM: every call and delivery allowed by the stack's policies", self._iam)
                 self._summarize()
                 self.phase("write the model and serving report", self._write_report)
         return self._finish()
+
+    def _iam(self) -> str:
+        """Fails when the template's policies denied anything (an operation the checks cannot map
+        to an action and ARN is refused, so it fails here too rather than pass unchecked)."""
+        assert self.runtime is not None
+        figures = self.runtime.iam_summary()
+        if figures["denied"] or figures["unmapped"]:
+            first = (figures["denials"] or figures["unmapped"])[0]
+            unmapped = len(figures["unmapped"])
+            raise PhaseFailedError(f"{figures['denied']} denied ({unmapped} unmapped): {first}")
+        unknown = figures["unknown_condition_keys"]
+        return f"{figures['checked']} distinct (principal, action, resource) checked, 0 denied" + (
+            f"; condition keys not evaluated: {', '.join(unknown)}" if unknown else ""
+        )
 
     def _write_report(self) -> str:
         """`autopilot report` of the run, through the same operator code path as on AWS."""

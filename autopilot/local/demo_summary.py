@@ -20,7 +20,7 @@ from lambdas.common.constants import (
 )
 
 if TYPE_CHECKING:
-    from autopilot.local.demo import DemoOptions, DemoReport
+    from autopilot.local.demo_options import DemoOptions, DemoReport
     from autopilot.local.runtime import LocalRuntime
     from autopilot.local.sample_data import DemoSplit
 
@@ -119,6 +119,13 @@ def summarize(runtime: LocalRuntime, options: DemoOptions, split: DemoSplit | No
     summary["function_errors"] = sum(1 for i in runtime.lambdas.invocations if i.error is not None)
     summary["dead_letter_messages"] = runtime.dead_letter_depths()
     summary["step_functions_executions"] = dict(Counter(runtime.executions.values()))
+    iam = runtime.iam_summary()
+    summary["iam"] = (
+        {key: iam[key] for key in ("checked", "denied", "unmapped", "unknown_condition_keys")}
+        | ({"first_denial": iam["denials"][0]} if iam["denials"] else {})
+        if iam["enforced"]
+        else "not enforced (--no-iam)"
+    )
     return summary
 
 

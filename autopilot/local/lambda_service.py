@@ -123,6 +123,8 @@ class LocalLambdaService:
         self._async: list[threading.Thread] = []
         self._reserved: set[str] = set()
         self.output: TextIO = capture_output if not isinstance(capture_output, bool) else io.StringIO()
+        # Set by the runtime when IAM is enforced: the scope a handler runs in (as its role).
+        self.invocation_scope: Callable[[str], contextlib.AbstractContextManager[Any]] | None = None
 
     # -- registration ---------------------------------------------------------------------------
     def register(
@@ -189,9 +191,11 @@ class LocalLambdaService:
         )
         started = time.monotonic()
         with self._lock, self._environment(function), self._captured():
+            scope = self.invocation_scope
             try:
                 handler = _load_handler(function.handler)
-                record.result = handler(event, context)
+                with scope(function.name) if scope is not None else contextlib.nullcontext():
+                    record.result = handler(event, context)
             except Exception as error:  # the Lambda runtime reports every handler error
                 record.error = {
                     "errorMessage": str(error),

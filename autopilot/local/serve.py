@@ -19,11 +19,11 @@ import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
-from autopilot.local.demo import DemoOptions, demo_context
+from autopilot.local.demo_options import DemoOptions, demo_context
 from autopilot.local.runtime import LocalRuntime, running_stack
-from autopilot.local.template import construct_path, synth_template
+from autopilot.local.template import assembly_template, construct_path, synth_template
 from autopilot.local.wiring import TimelineEntry
 from autopilot.ops.context import ENV_STACK_FILE
 from lambdas.common.constants import (
@@ -54,6 +54,8 @@ class ServeOptions:
     duration_s: float | None = None  # stop after this long (tests); None: until Ctrl-C
     verbose: bool = False
     ready_file: Path | None = None  # written once the stack is up (scripts wait for it), removed on exit
+    iam: bool = True  # every call and delivery checked against the template's policies
+    app: Path | None = None  # an already synthesized cloud assembly to run (instead of synthesizing)
 
 
 def outputs(runtime: LocalRuntime) -> dict[str, str]:
@@ -132,16 +134,39 @@ def write_ready_file(
     partial.replace(path)
 
 
+def iam_line(figures: dict[str, Any]) -> str:
+    """The run's IAM figures on one line (serve prints it when it stops)."""
+    if not figures.get("enforced"):
+        return "IAM: not enforced (--no-iam)"
+    line = (
+        f"IAM: {figures['checked']} distinct (principal, action, resource) checked, "
+        f"{figures['denied']} denied"
+    )
+    for key, label in (
+        ("unmapped", "unmapped operations"),
+        ("unknown_condition_keys", "unknown condition keys"),
+    ):
+        if figures[key]:
+            line += f"; {label}: {', '.join(figures[key])}"
+    for denial in figures["denials"][:5]:
+        line += f"\n  denied: {denial}"
+    return line
+
+
 def serve(options: ServeOptions, out: TextIO, stop: threading.Event | None = None) -> int:
     from autopilot.engine import EngineConfig, EngineServer
 
     warnings.filterwarnings("ignore", message="No application metrics to publish")
     stop = stop or threading.Event()
     demo_options = DemoOptions(speed=options.speed)
-    context = demo_context(demo_options) if options.fast_settings else None
-    out.write("synthesizing the CDK app...\n")
-    out.flush()
-    template = synth_template(context, outdir=str(options.state_dir / "cdk.out"))
+    if options.app is not None:
+        out.write(f"reading the cloud assembly {options.app}...\n")
+        template = assembly_template(options.app)
+    else:
+        context = demo_context(demo_options) if options.fast_settings else None
+        out.write("synthesizing the CDK app...\n")
+        out.flush()
+        template = synth_template(context, outdir=str(options.state_dir / "cdk.out"))
     engine = EngineServer(EngineConfig(time_scale=1.0 / options.speed))
     engine_url = engine.start()
     lock = threading.Lock()
@@ -167,6 +192,7 @@ def serve(options: ServeOptions, out: TextIO, stop: threading.Event | None = Non
                 on_timeline=show,
                 capture_output=log_file,
                 moto_server_port=options.port,
+                iam=options.iam,
             ) as runtime,
         ):
             env_file, stack_file = write_state(runtime, engine_url, options.state_dir)
@@ -185,6 +211,7 @@ def serve(options: ServeOptions, out: TextIO, stop: threading.Event | None = Non
             deadline = time.monotonic() + options.duration_s if options.duration_s else None
             while not stop.is_set() and (deadline is None or time.monotonic() < deadline):
                 stop.wait(0.5)
+            out.write(iam_line(runtime.iam_summary()) + "\n")
     except KeyboardInterrupt:
         pass
     finally:

@@ -55,6 +55,41 @@ def _synth(context_overrides: dict[str, Any] | None, outdir: str | None) -> dict
     return dict(artifact.template)
 
 
+def assembly_template(assembly: str | Path, stack_name: str | None = None) -> dict[str, Any]:
+    """The template of the stack in an already synthesized cloud assembly (a `cdk.out` folder), as
+    `cdk deploy --app cdk.out` reads it: `manifest.json`'s `aws:cloudformation:stack` artifact and
+    its `templateFile`. With several stacks, `stack_name` picks one."""
+    folder = Path(assembly)
+    manifest_path = folder / "manifest.json"
+    if not manifest_path.is_file():
+        raise ValueError(
+            f"--app {folder}: no manifest.json there; pass the cloud assembly folder `cdk synth` "
+            "wrote (cdk.out by default)"
+        )
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except ValueError as error:
+        raise ValueError(f"--app {folder}: manifest.json is not JSON ({error})") from error
+    stacks = {
+        str(artifact.get("displayName") or name): artifact
+        for name, artifact in (manifest.get("artifacts") or {}).items()
+        if artifact.get("type") == "aws:cloudformation:stack"
+    }
+    if stack_name is not None:
+        stacks = {name: artifact for name, artifact in stacks.items() if name == stack_name}
+    if len(stacks) != 1:
+        found = ", ".join(sorted(stacks)) or "none"
+        raise ValueError(f"--app {folder}: expected one CloudFormation stack in manifest.json, found {found}")
+    ((name, artifact),) = stacks.items()
+    template_file = folder / str((artifact.get("properties") or {}).get("templateFile", ""))
+    if not template_file.is_file():
+        raise ValueError(f"--app {folder}: the template of stack {name} ({template_file.name}) is missing")
+    template = json.loads(template_file.read_text(encoding="utf-8"))
+    if not isinstance(template, dict) or "Resources" not in template:
+        raise ValueError(f"--app {folder}: {template_file.name} is not a CloudFormation template")
+    return template
+
+
 def deep_merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
     """Merges nested dicts (overrides win); used to build context overrides on top of cdk.json."""
     merged = dict(base)

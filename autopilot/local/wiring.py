@@ -16,6 +16,7 @@ class Target:
     input_path: str | None = None
     input_transformer: dict[str, Any] | None = None
     dead_letter_arn: str | None = None
+    role_arn: str | None = None  # the role the rule or schedule delivers with (RoleArn)
 
 
 @dataclass

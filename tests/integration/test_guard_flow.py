@@ -26,7 +26,7 @@ from lambdas.common.constants import (
     OUTPUT_STATE_TABLE,
 )
 from lambdas.common.production import ProductionRecord
-from lambdas.common.settings import AppSettings, GuardSettings, ProjectSettings
+from lambdas.common.settings import AppSettings, GuardSettings, ProjectSettings, load_cdk_context
 from lambdas.guard import handler as guard_handler
 from tests.integration.serving_support import BUCKET, train_model
 
@@ -47,9 +47,27 @@ def _settings() -> AppSettings:
     )
 
 
+def _context() -> dict[str, Any]:
+    """`_settings()` as cdk.json context: the stack is deployed with them (its IAM grants are per
+    project, and the guard may stop only the allow-listed and budgeted projects' models)."""
+    base = load_cdk_context("cdk.json")
+    settings = _settings()
+    return {
+        "projects": {
+            "defaults": base["projects"]["defaults"],
+            **{
+                name: project.model_dump(mode="json", exclude_defaults=True)
+                for name, project in settings.projects.items()
+            },
+        },
+        "controller_rate_minutes": settings.controller_rate_minutes,
+        "guard": {**base["guard"], **settings.guard.model_dump(mode="json", exclude_defaults=True)},
+    }
+
+
 @pytest.fixture
 def runtime(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[LocalRuntime, Any]]:
-    template = synth_template(outdir=str(tmp_path / "cdk"))
+    template = synth_template(_context(), outdir=str(tmp_path / "cdk"))
     with (
         running_engine(time_scale=0.002) as engine,
         running_stack(

@@ -47,6 +47,11 @@ def test_demo_runs_every_phase_and_reports_its_figures(tmp_path: Path) -> None:
     assert sum(summary["messages_published"].values()) >= 10
     assert summary["inference_unit_hours"]["local_seconds"] > 0
     assert summary["function_errors"] == 0
+    # Every call and delivery was checked against the synthesized policies, and none was denied
+    # (108 distinct triples in the run that set this floor)
+    assert summary["iam"]["denied"] == 0 and summary["iam"]["unmapped"] == []
+    assert summary["iam"]["checked"] >= 80
+    assert "IAM: every call and delivery allowed" in names
     assert "Summary" in out.getvalue() and "-> OK" in out.getvalue()
     assert (tmp_path / "functions.log").stat().st_size > 0
     # The run's report: its path printed, the demo's detections counted in its serving section

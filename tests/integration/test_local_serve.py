@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import threading
 import time
 from pathlib import Path
@@ -56,3 +57,26 @@ def test_serve_writes_an_env_file_that_clients_and_the_cli_use(
         thread.join(timeout=60)
     assert "local stack stopped" in out.getvalue()
     assert not ready_file.exists()  # removed on exit: a stale file never says ready
+
+
+def test_serve_runs_an_already_synthesized_assembly_and_reports_its_iam_checks(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a cloud assembly synthesized beforehand (as `cdk synth` writes cdk.out)
+    from infra.app_factory import build_app
+
+    assembly = tmp_path / "cdk.out"
+    overrides = {"aws:cdk:enable-path-metadata": True}
+    app, _ = build_app(outdir=str(assembly), context_overrides=overrides, nag=False)
+    app.synth()
+    # When `autopilot local serve --app` runs it for a few seconds
+    code = main(
+        ["local", "serve", "--app", str(assembly), "--duration", "3", "--state-dir", str(tmp_path / "state")]
+    )
+    # Then it read the assembly instead of synthesizing, and its IAM figures are printed on stop
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert f"reading the cloud assembly {assembly}" in out and "synthesizing" not in out
+    stack = json.loads((tmp_path / "state" / "stack.json").read_text(encoding="utf-8"))
+    assert stack["outputs"]
+    assert re.search(r"IAM: \d+ distinct \(principal, action, resource\) checked, 0 denied", out), out

@@ -229,9 +229,10 @@ def harness(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Harness]:
         "defaults": deep_merge(base["projects"]["defaults"], CONTEXT["projects"]["defaults"]),
         **PROJECTS,
     }
-    # The stack as cdk.json defines it (synthesized once per session); the test projects and their
-    # short polling reach the functions through the settings parameter, as a settings change would.
-    template = synth_template(outdir=str(tmp_path_factory.mktemp("training-cdk")))
+    # The stack deployed with the test projects: their IAM grants are per project (the checks
+    # enforce them offline), so a project only in the settings parameter would be refused as on AWS.
+    # The settings parameter also carries them, as the deployed stack's does.
+    template = synth_template(context, outdir=str(tmp_path_factory.mktemp("training-cdk")))
     with (
         running_engine(time_scale=0.002) as engine,
         running_stack(template, extra_environment={"AWS_ENDPOINT_URL_REKOGNITION": engine.url}) as runtime,

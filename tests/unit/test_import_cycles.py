@@ -13,8 +13,6 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("lambdas", "autopilot", "infra")
 ENGINE = "autopilot.engine"
@@ -169,10 +167,6 @@ def test_the_engine_has_no_import_cycle() -> None:
     assert found == [], _describe(found)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="autopilot.local.demo -> autopilot.local.serve -> autopilot.local.demo (outside the engine)",
-)
 def test_no_import_cycle_anywhere() -> None:
     found = cycles(import_graph(ROOT, PACKAGES))
     assert found == [], _describe(found)

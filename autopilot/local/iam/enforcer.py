@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import functools
 import re
 import threading
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -266,6 +268,13 @@ def _client_error(prefix: str, operation: str, denial: Denial, implied: bool) ->
     )
     response: dict[str, Any] = {
         "Error": {"Code": code, "Message": denial.message()},
-        "ResponseMetadata": {"HTTPStatusCode": 400 if implied else 403},
+        "ResponseMetadata": {"HTTPStatusCode": 400 if implied else 403, "RequestId": str(uuid.uuid4())},
     }
-    return ClientError(response, operation)  # type: ignore[arg-type]
+    # A class named by the code, as botocore's modeled exceptions are (`client.exceptions.X`): a
+    # Step Functions task names its error after it (`Rekognition.AccessDeniedException`).
+    return _error_class(code)(response, operation)  # type: ignore[arg-type]
+
+
+@functools.cache
+def _error_class(code: str) -> type[ClientError]:
+    return type(code.replace(".", ""), (ClientError,), {})

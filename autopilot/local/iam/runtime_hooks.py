@@ -29,6 +29,7 @@ from autopilot.local.iam.policies import extract_policies
 _LOCK = threading.Lock()
 _ACTIVE: list[Enforcer] = []  # the enforcer new Sessions route to (the last activated wins)
 _PATCHED: dict[str, Any] = {}
+_HOOK_ID = "autopilot-iam"
 
 
 class RuntimeEnforcement:
@@ -99,6 +100,9 @@ class RuntimeEnforcement:
                     session.events.register("provide-client-params", _check, unique_id="autopilot-iam")
 
                 boto3.session.Session.__init__ = init  # type: ignore[method-assign]
+            # The default Session (`boto3.client(...)`) may predate this: its new clients check too.
+            if boto3.DEFAULT_SESSION is not None:
+                boto3.DEFAULT_SESSION.events.register("provide-client-params", _check, unique_id=_HOOK_ID)
 
     def deactivate(self) -> None:
         with _LOCK:
@@ -106,6 +110,8 @@ class RuntimeEnforcement:
                 _ACTIVE.remove(self.enforcer)
             if not _ACTIVE and "init" in _PATCHED:
                 boto3.session.Session.__init__ = _PATCHED.pop("init")  # type: ignore[method-assign]
+                if boto3.DEFAULT_SESSION is not None:
+                    boto3.DEFAULT_SESSION.events.unregister("provide-client-params", unique_id=_HOOK_ID)
 
     def summary(self) -> str:
         return self.enforcer.recorder.summary()

@@ -14,6 +14,7 @@ Everything is derived from the CloudFormation template that `cdk deploy` ships, 
 - `delivery`: target delivery (Input, InputPath, InputTransformer) and asynchronous invocations
   with their retries and failure destinations; `scheduling`: schedules on the accelerated clock;
 - `executions`: the Step Functions execution status change events moto does not send;
+- `enforcement`: the template's IAM policies on every handler call, task and delivery;
 - `core.LocalRuntime` composes them; `stack.running_stack` runs it all inside moto.
 
 The runtime never names a construct of the application: a new queue, function, rule or schedule

@@ -41,6 +41,7 @@ class StackContext:
     executions: dict[str, str] = field(default_factory=dict)  # execution ARN -> last seen status
     queue_visibility: dict[str, int] = field(default_factory=dict)  # queue ARN -> visibility (s)
     resolver: Resolver = field(init=False)
+    iam: Any = None  # the StackEnforcement when IAM is enforced (see runtime/enforcement.py)
 
     def __post_init__(self) -> None:
         self.resolver = Resolver(

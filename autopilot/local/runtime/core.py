@@ -14,6 +14,7 @@ from autopilot.local.lambda_service import Invocation, LocalLambdaService
 from autopilot.local.runtime import providers
 from autopilot.local.runtime.context import StackContext, short_function
 from autopilot.local.runtime.delivery import Delivery
+from autopilot.local.runtime.enforcement import StackEnforcement
 from autopilot.local.runtime.executions import ExecutionEvents
 from autopilot.local.runtime.polling import SqsPoller
 from autopilot.local.runtime.providers import sqs
@@ -38,7 +39,11 @@ class LocalRuntime:
         region: str = "us-east-1",
         pump_interval_s: float = 0.2,
         on_timeline: Callable[[TimelineEntry], None] | None = None,
+        iam: bool = True,
     ) -> None:
+        """`iam`: check every call and delivery against the template's policies (see
+        runtime/enforcement.py); off only for debugging (`--no-iam`)."""
+        self.iam_enabled = iam
         self.ctx = StackContext(
             template, lambda_service, clock or SimulatedClock(), account, region, on_note=self.note
         )
@@ -78,7 +83,28 @@ class LocalRuntime:
     def provision(self) -> None:
         """Creates every supported resource in the active moto backend and registers the functions."""
         providers.provision(self.ctx)
+        if self.iam_enabled:
+            self.ctx.iam = StackEnforcement(self.ctx)
+            self.ctx.iam.activate()
         self.note("runtime", self.describe_wiring())
+
+    @property
+    def iam(self) -> StackEnforcement | None:
+        """The IAM enforcement of this stack (None with `iam=False`)."""
+        enforcement: StackEnforcement | None = self.ctx.iam
+        return enforcement
+
+    def iam_summary(self) -> dict[str, Any]:
+        """Distinct (principal, action, resource) triples checked and denied, and what was not judged."""
+        if self.iam is None:
+            return {"enforced": False}
+        return {"enforced": True, **self.iam.summary()}
+
+    def release(self) -> None:
+        """Stops the pump and removes the IAM checks from the process (the stack is done)."""
+        self.stop()
+        if self.iam is not None:
+            self.iam.deactivate()
 
     def describe_wiring(self) -> str:
         return (

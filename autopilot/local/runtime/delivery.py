@@ -32,15 +32,26 @@ class Delivery:
         elif tap.kind == "s3-lambda":
             if body.get("Event") == "s3:TestEvent":
                 return
+            record = (body.get("Records") or [{}])[0]
+            bucket = str(((record.get("s3") or {}).get("bucket") or {}).get("arn", ""))
             for target in tap.targets:
-                self.invoke_async(target.arn, body)
+                if self._service_may_invoke("s3.amazonaws.com", target.arn, bucket):
+                    self.invoke_async(target.arn, body)
         elif tap.kind == "sns-lambda":
             for target in tap.targets:
-                self.invoke_async(target.arn, sns_event(body, tap.subscription_arn))
+                if self._service_may_invoke("sns.amazonaws.com", target.arn, str(body.get("TopicArn", ""))):
+                    self.invoke_async(target.arn, sns_event(body, tap.subscription_arn))
         elif tap.kind == "rule":
             self.ctx.note("events", f"{body.get('detail-type', 'event')} matched {tap.source_logical_id}")
             for target in tap.targets:
-                self.deliver(target, body)
+                self.deliver(target, body, tap.source_logical_id)
+
+    def _service_may_invoke(self, service: str, function_arn: str, source_arn: str) -> bool:
+        """The function's resource policy (AWS::Lambda::Permission) must let the service invoke it."""
+        iam = self.ctx.iam
+        return iam is None or bool(
+            iam.delivery_allowed(service, "lambda:InvokeFunction", function_arn, source_arn)
+        )
 
     def _observe(self, tap: Tap, body: dict[str, Any]) -> None:
         attributes = {
@@ -58,10 +69,13 @@ class Delivery:
         self.ctx.note("sns", describe_publication(published))
 
     # -- targets --------------------------------------------------------------------------------
-    def deliver(self, target: Target, event: Any) -> None:
+    def deliver(self, target: Target, event: Any, source_logical_id: str | None = None) -> None:
+        """Delivers to one target of the rule or schedule `source_logical_id`, if IAM lets it."""
         payload = target_input(target, event)
         arn = target.arn
         ctx = self.ctx
+        if ctx.iam is not None and not ctx.iam.target_allowed(source_logical_id, arn, target.role_arn):
+            return
         try:
             if arn.startswith("arn:aws:lambda:"):
                 self.invoke_async(arn, payload, target.dead_letter_arn)
@@ -88,15 +102,22 @@ class Delivery:
                     ]
                 )
             elif arn.startswith("arn:aws:scheduler:::aws-sdk:"):
-                self._universal_target(arn, payload)
+                self._universal_target(arn, payload, target.role_arn)
             else:
                 ctx.errors.append(f"target {arn}: not supported by the local runtime")
         except Exception as error:  # a failed delivery is recorded and shown; the pump goes on
             ctx.errors.append(f"delivery to {arn} failed: {type(error).__name__}: {error}")
             ctx.note("runtime", f"delivery to {arn} failed: {error}")
 
-    def _universal_target(self, arn: str, payload: Any) -> None:
+    def _universal_target(self, arn: str, payload: Any, role_arn: str | None) -> None:
         service, action = arn.split("aws-sdk:", 1)[1].split(":", 1)
+        iam = self.ctx.iam
+        if (
+            iam is not None
+            and role_arn
+            and not iam.call_allowed(role_arn, service, action[0].upper() + action[1:], dict(payload or {}))
+        ):
+            return
         operation = re.sub(r"(?<!^)(?=[A-Z])", "_", action).lower()
         client_name = {"sfn": "stepfunctions"}.get(service, service)
         result = getattr(self.ctx.client(client_name), operation)(**(payload or {}))
@@ -116,11 +137,27 @@ class Delivery:
                 return
         target = dead_letter_arn or on_failure or lambda_functions.dead_letter_target(ctx, name)
         if target and target.startswith("arn:aws:sqs:"):
-            ctx.client("sqs").send_message(QueueUrl=ctx.queue_url(target), MessageBody=json.dumps(event))
-        elif target and target.startswith("arn:aws:sns:"):
+            url = ctx.queue_url(target)
+            if self._function_may("sqs", "SendMessage", name, {"QueueUrl": url}, dead_letter_arn):
+                ctx.client("sqs").send_message(QueueUrl=url, MessageBody=json.dumps(event))
+        elif (
+            target
+            and target.startswith("arn:aws:sns:")
+            and self._function_may("sns", "Publish", name, {"TopicArn": target}, dead_letter_arn)
+        ):
             ctx.client("sns").publish(TopicArn=target, Message=json.dumps(event))
         error = record.error if record is not None else None
         ctx.errors.append(f"{name} failed {1 + retries} times: {error and error.get('errorMessage')}")
+
+    def _function_may(
+        self, service: str, operation: str, function: str, parameters: dict[str, Any], rule_dlq: str | None
+    ) -> bool:
+        """A failure destination or dead-letter queue is written with the function's role; a rule
+        target's dead-letter queue by EventBridge, under the queue's policy (not checked here)."""
+        iam = self.ctx.iam
+        if iam is None or rule_dlq:
+            return True
+        return bool(iam.function_call_allowed(function, service, operation, parameters))
 
 
 def sns_event(envelope: dict[str, Any], subscription_arn: str) -> dict[str, Any]:

@@ -98,6 +98,10 @@ class SqsPoller:
         """One batch from the mapping's queue to its function (nothing when no batch is ready)."""
         if not self.batch_ready(mapping):
             return BatchOutcome()
+        iam = self.ctx.iam
+        if iam is not None and not iam.mapping_allowed(mapping.function_name, mapping.queue_url):
+            mapping.enabled = False  # Lambda stops polling a queue its role cannot read
+            return BatchOutcome()
         mapping.pending_since = None
         messages = self.receive(mapping.queue_url, mapping.batch_size)
         if not messages:

@@ -28,7 +28,7 @@ class Scheduling:
                 self.ctx.note("scheduler", f"{schedule.expression} fired {schedule.logical_id}")
                 event = scheduled_event(schedule, now, self.ctx.resolver)
                 for target in schedule.targets:
-                    self.delivery.deliver(target, event)
+                    self.delivery.deliver(target, event, schedule.logical_id)
             schedule.last_checked = now
         return fired
 
@@ -63,5 +63,7 @@ class Scheduling:
             count += 1
             self.ctx.note("scheduler", f"{schedule.expression} fired {schedule.logical_id} (on request)")
             for target in schedule.targets:
-                self.delivery.deliver(target, scheduled_event(schedule, now, self.ctx.resolver))
+                self.delivery.deliver(
+                    target, scheduled_event(schedule, now, self.ctx.resolver), schedule.logical_id
+                )
         return count

@@ -85,11 +85,13 @@ def running_stack(
     start_pump: bool = True,
     capture_output: bool | TextIO = False,
     moto_server_port: int | None = None,
+    iam: bool = True,
 ) -> Iterator[LocalRuntime]:
     """moto (in-process) + the local Lambda service + the provisioned template + the pump.
 
     `extra_environment` is applied to the process (e.g. AWS_ENDPOINT_URL_REKOGNITION of the
-    engine); `function_environment` is added to every function's environment.
+    engine); `function_environment` is added to every function's environment. `iam=False`
+    turns the IAM checks off (debugging only; every flow runs with them).
     """
     from moto import mock_aws
 
@@ -125,7 +127,7 @@ def running_stack(
 
                 server = ThreadedMotoServer(ip_address="127.0.0.1", port=moto_server_port, verbose=False)
                 server.start()
-            runtime = LocalRuntime(template, lambdas, clock=clock, on_timeline=on_timeline)
+            runtime = LocalRuntime(template, lambdas, clock=clock, on_timeline=on_timeline, iam=iam)
             runtime.lambda_url = url
             if server is not None:
                 host, port = server.get_host_and_port()
@@ -138,6 +140,7 @@ def running_stack(
             finally:
                 runtime.stop()
                 lambdas.wait_async(timeout_s=10)
+                runtime.release()
                 if server is not None:
                     server.stop()
                 _reset_handler_caches()

@@ -36,6 +36,7 @@ def targets(raw_targets: list[dict[str, Any]]) -> list[Target]:
             input_path=raw.get("InputPath"),
             input_transformer=raw.get("InputTransformer"),
             dead_letter_arn=(raw.get("DeadLetterConfig") or {}).get("Arn"),
+            role_arn=raw.get("RoleArn"),
         )
         for raw in raw_targets
     ]

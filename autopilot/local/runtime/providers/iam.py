@@ -1,4 +1,4 @@
-"""IAM roles: names and ARNs only (nothing is enforced locally; see docs/local.md)."""
+"""IAM roles: names and ARNs (their policies are enforced by runtime/enforcement.py; see docs/local.md)."""
 
 from __future__ import annotations
 

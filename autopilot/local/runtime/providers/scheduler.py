@@ -27,7 +27,14 @@ def create_schedules(ctx: StackContext) -> None:
             Schedule(
                 lid,
                 str(props["ScheduleExpression"]),
-                [Target(arn=str(target.get("Arn")), input=target.get("Input"), dead_letter_arn=dead_letter)],
+                [
+                    Target(
+                        arn=str(target.get("Arn")),
+                        input=target.get("Input"),
+                        dead_letter_arn=dead_letter,
+                        role_arn=target.get("RoleArn"),
+                    )
+                ],
                 enabled=props.get("State", "ENABLED") == "ENABLED",
             )
         )

@@ -213,7 +213,7 @@ def parse_manifest_line(text: str, bucket: str) -> ManifestEntry:
     ref = obj.get("source-ref")
     if not isinstance(ref, str) or not ref:
         raise Rejected('the line has no "source-ref"; add "source-ref": "s3://<bucket>/<key>"')
-    _check_source_ref(ref, bucket)
+    check_source_ref(ref, bucket)
 
     labels: list[str] = []
     boxes = 0
@@ -260,7 +260,7 @@ def parse_manifest_line(text: str, bucket: str) -> ManifestEntry:
     return ManifestEntry(source_ref=ref, labels=distinct, boxes=boxes, line=line, task=task)
 
 
-def _check_source_ref(ref: str, bucket: str) -> None:
+def check_source_ref(ref: str, bucket: str) -> None:
     if not ref.startswith("s3://"):
         raise Rejected(f"source-ref {ref!r} must be an s3:// location in bucket {bucket}")
     ref_bucket, _, key = ref[len("s3://") :].partition("/")

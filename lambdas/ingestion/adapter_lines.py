@@ -17,7 +17,7 @@ from typing import Any
 
 from lambdas.common.constants import ADAPTER_GROUNDTRUTH_ATTRIBUTE, DATASET_ENTRY_MAX_CHARS
 from lambdas.common.moderation import LABEL_NAMES, is_moderation_label
-from lambdas.ingestion.lines import Line, LineRejection, ManifestContent
+from lambdas.ingestion.lines import Line, ManifestContent, read_manifest
 from lambdas.ingestion.validation import ManifestEntry, Rejected, check_source_ref
 
 
@@ -84,20 +84,4 @@ def read_adapter_manifest(
     text_lines: Iterable[str | bytes], bucket: str, first_line: int = 1
 ) -> ManifestContent:
     """Validates an uploaded adapter manifest line by line; bad lines are reported, the rest kept."""
-    content = ManifestContent()
-    for number, raw in enumerate(text_lines, start=first_line):
-        try:
-            text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
-        except UnicodeDecodeError:
-            content.rejections.append(LineRejection(number, "not UTF-8 text; save the manifest as UTF-8"))
-            continue
-        text = text.strip().lstrip("\ufeff")
-        if not text:
-            content.blank_lines += 1
-            continue
-        try:
-            content.entries.append(parse_adapter_line(text, bucket))
-            content.numbers.append(number)
-        except Rejected as error:
-            content.rejections.append(LineRejection(number, str(error)))
-    return content
+    return read_manifest(text_lines, bucket, first_line, parse=parse_adapter_line)

@@ -13,12 +13,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from typing import Any
 
 from lambdas.common.constants import ADAPTER_GROUNDTRUTH_ATTRIBUTE, DATASET_ENTRY_MAX_CHARS
 from lambdas.common.moderation import LABEL_NAMES, is_moderation_label
 from lambdas.ingestion.lines import Line, ManifestContent, read_manifest
-from lambdas.ingestion.validation import ManifestEntry, Rejected, check_source_ref
+from lambdas.ingestion.validation import ManifestEntry, Rejected, line_object
 
 
 def valid_names(safe_folder: str) -> str:
@@ -47,16 +46,7 @@ def image_adapter_line(source_ref: str, label: str, safe_folder: str) -> Line:
 
 def parse_adapter_line(text: str, bucket: str) -> ManifestEntry:
     """Validates one adapter manifest line; the line is rewritten compactly with only its labels."""
-    try:
-        obj: Any = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise Rejected(f"not valid JSON ({error.msg} at column {error.colno}); fix the line") from None
-    if not isinstance(obj, dict):
-        raise Rejected("a manifest line must be one JSON object; fix the line")
-    ref = obj.get("source-ref")
-    if not isinstance(ref, str) or not ref:
-        raise Rejected('the line has no "source-ref"; add "source-ref": "s3://<bucket>/<key>"')
-    check_source_ref(ref, bucket)
+    obj, ref = line_object(text, bucket)
     truth = obj.get(ADAPTER_GROUNDTRUTH_ATTRIBUTE)
     labels = truth.get("ModerationLabels") if isinstance(truth, dict) else None
     if not isinstance(labels, list) or not all(

@@ -152,17 +152,13 @@ class Flusher:
                     created_datasets=ensured.created_datasets,
                 )
             applied = _Round(ensured.datasets[dataset_type])
-            while batches:
-                self._apply_round(result, applied, batches, deadline)
-                # Every line of these items is in the dataset, or was refused and reported: the items
-                # can go. Items staged meanwhile are new items, applied by the next round.
-                self.store.remove(project, dataset_type, batches)
-                if self.clock() >= deadline:
-                    result.status = "more"
-                    break
-                batches = self.store.batches(project, dataset_type, MAX_LINES_PER_ROUND)
-            if self.store.retry_streak(project, dataset_type) is not None:
-                self.store.clear_retry_streak(project, dataset_type)
+            round_applied = applied
+            self._run_rounds(
+                result,
+                batches,
+                deadline,
+                lambda round_: self._apply_round(result, round_applied, round_, deadline),
+            )
         except DatasetBusy:
             # Busy until the deadline (or our update still running): the round's items stay staged
             # and are sent again by the next flush (same source-ref = update, never a duplicate).
@@ -173,6 +169,27 @@ class Flusher:
             self._wait_out(result, str(error))
         if applied is not None:
             self._report(result, applied)
+
+    def _run_rounds(
+        self,
+        result: FlushResult,
+        batches: list[StagedBatch],
+        deadline: float,
+        apply_round: Callable[[list[StagedBatch]], None],
+    ) -> None:
+        """Applies staged items round by round until none are left or the deadline passes."""
+        project, dataset_type = result.project, result.dataset_type
+        while batches:
+            apply_round(batches)
+            # Every line of these items is applied, or was refused and reported: the items can go.
+            # Items staged meanwhile are new items, applied by the next round.
+            self.store.remove(project, dataset_type, batches)
+            if self.clock() >= deadline:
+                result.status = "more"
+                break
+            batches = self.store.batches(project, dataset_type, MAX_LINES_PER_ROUND)
+        if self.store.retry_streak(project, dataset_type) is not None:
+            self.store.clear_retry_streak(project, dataset_type)
 
     def _flush_manifest(
         self,
@@ -201,8 +218,10 @@ class Flusher:
                     created_project=True,
                     created_datasets=[],
                 )
-            while batches:
-                versions = newest_versions(batches)
+
+            def apply_round(round_: list[StagedBatch]) -> None:
+                nonlocal written
+                versions = newest_versions(round_)
                 known = self.store.applied_seqs(
                     project, dataset_type, target, [line.source_ref for line, _ in versions]
                 )
@@ -217,13 +236,8 @@ class Flusher:
                     self.store.record_applied(
                         project, dataset_type, target, [(line.source_ref, seq) for line, seq in fresh]
                     )
-                self.store.remove(project, dataset_type, batches)
-                if self.clock() >= deadline:
-                    result.status = "more"
-                    break
-                batches = self.store.batches(project, dataset_type, MAX_LINES_PER_ROUND)
-            if self.store.retry_streak(project, dataset_type) is not None:
-                self.store.clear_retry_streak(project, dataset_type)
+
+            self._run_rounds(result, batches, deadline, apply_round)
         except DatasetBusy:
             result.status = "busy"
         except ManifestConflict as conflict:

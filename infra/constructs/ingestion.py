@@ -28,10 +28,11 @@ from infra.constructs.function import AutopilotFunction
 from infra.constructs.nag import acknowledge_bucket_notifications_handler, iam5
 from infra.constructs.notifications import Notifications
 from infra.constructs.queues import ScopedQueueDestination
-from infra.constructs.rekognition_s3 import grant_dataset_images_read
+from infra.constructs.rekognition_s3 import adapter_projects, grant_dataset_images_read
 from infra.constructs.storage import Storage
 from lambdas.common.config import IngestionEnvironment
 from lambdas.common.constants import (
+    ADAPTER_MANIFESTS_FOLDER,
     INGESTION_FOLDERS,
     METRIC_INGESTION_STALLED,
     PROJECT_PK_PREFIX,
@@ -133,6 +134,18 @@ class Ingestion(AppConstruct):
             )
         )
         storage.settings_parameter.grant_read(role)
+        # CONTENT_MODERATION projects: the flush writes new versions of the adapter manifests.
+        adapters = adapter_projects(settings)
+        if adapters:
+            role.add_to_principal_policy(
+                iam.PolicyStatement(
+                    sid="AdapterManifestsWrite",
+                    actions=["s3:PutObject"],
+                    resources=[
+                        storage.bucket.arn_for_objects(f"{p}/{ADAPTER_MANIFESTS_FOLDER}/*") for p in adapters
+                    ],
+                )
+            )
         # State table, only under the configured projects' keys: staged lines (BatchWriteItem puts
         # and deletes, Query), dataset leases (conditional PutItem / DeleteItem), ordering tokens of
         # applied lines (BatchGetItem, BatchWriteItem), the service-error streak and the project's
@@ -204,6 +217,13 @@ class Ingestion(AppConstruct):
                     "Rekognition also reads the dataset images with this role's permissions.",
                 )
             )
+            if project in adapter_projects(settings):
+                rules.append(
+                    iam5(
+                        f"Resource::<{bucket_id}.Arn>/{project}/{ADAPTER_MANIFESTS_FOLDER}/*",
+                        f"Writes the adapter manifests of project {project} (train and test), nothing else.",
+                    )
+                )
             rules.append(
                 iam5(
                     f"Resource::arn:<AWS::Partition>:rekognition:<AWS::Region>:<AWS::AccountId>:project/{project}/*",

@@ -13,7 +13,8 @@ from __future__ import annotations
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
 
-from lambdas.common.constants import INFERENCE_FOLDER, TRAINING_OUTPUT_FOLDER
+from lambdas.common.constants import FEATURE_CONTENT_MODERATION, INFERENCE_FOLDER, TRAINING_OUTPUT_FOLDER
+from lambdas.common.settings import AppSettings
 
 # Bucket-level reads of the guide's list (the bucket ARN is their only resource).
 DATASET_BUCKET_ACTIONS = ("s3:GetBucketAcl", "s3:GetBucketLocation", "s3:ListBucket")
@@ -24,6 +25,11 @@ TRAINING_OUTPUT_ACTIONS = ("s3:PutObject",)
 # DetectCustomLabels / DetectModerationLabels with Image.S3Object: read the object (and the
 # version the request names).
 DETECTION_OBJECT_ACTIONS = ("s3:GetObject", "s3:GetObjectVersion")
+
+
+def adapter_projects(settings: AppSettings) -> list[str]:
+    """The configured CONTENT_MODERATION projects: adapters trained from manifests in S3."""
+    return sorted(name for name, p in settings.projects.items() if p.feature == FEATURE_CONTENT_MODERATION)
 
 
 def grant_dataset_images_read(role: iam.IRole, bucket: s3.IBucket, projects: list[str]) -> None:

@@ -12,7 +12,13 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
-from lambdas.common.constants import STATE_PK, STATE_SK, STATE_TTL_ATTRIBUTE
+from lambdas.common.constants import (
+    FEATURE_CONTENT_MODERATION,
+    STATE_PK,
+    STATE_SK,
+    STATE_TTL_ATTRIBUTE,
+    TRAINING_OUTPUT_FOLDER,
+)
 from lambdas.common.settings import AppSettings
 
 
@@ -67,6 +73,7 @@ class Storage(Construct):
             removal_policy=RemovalPolicy.RETAIN,
         )
         self._grant_rekognition_service(self.bucket)
+        self._grant_adapter_auto_update(self.bucket, settings)
 
         self.state_table = dynamodb.TableV2(
             self,
@@ -172,5 +179,55 @@ class Storage(Construct):
                         "s3:x-amz-acl": "bucket-owner-full-control",
                     },
                 },
+            )
+        )
+
+    def _grant_adapter_auto_update(self, bucket: s3.Bucket, settings: AppSettings) -> None:
+        """What Rekognition needs to retrain AutoUpdate adapters on its own (Rekognition Developer Guide,
+        "Setting up AutoUpdate permissions", using-adapters-autoupdate): the service principal may list
+        the bucket, read the project's training data and write the retraining output.
+
+        The guide's statement (Sid AllowRekognitionAutoUpdateActions) also names s3:HeadObject and
+        s3:HeadBucket, which are not IAM actions (S3 authorizes HeadObject with s3:GetObject and
+        HeadBucket with s3:ListBucket; Service Authorization Reference) and which a bucket policy
+        refuses as invalid; the resources are narrowed from the whole bucket to the projects with
+        AutoUpdate: their prefix for reads, their training-output folder for writes.
+        """
+        projects = sorted(
+            name
+            for name, project in settings.projects.items()
+            if project.feature == FEATURE_CONTENT_MODERATION and project.auto_update
+        )
+        if not projects:
+            return
+        principal = iam.ServicePrincipal("rekognition.amazonaws.com")
+        condition = {"StringEquals": {"aws:SourceAccount": Stack.of(self).account}}
+        bucket.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="AllowRekognitionAutoUpdateActions",
+                principals=[principal],
+                actions=["s3:ListBucket"],
+                resources=[bucket.bucket_arn],
+                conditions=condition,
+            )
+        )
+        bucket.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="AllowRekognitionAutoUpdateReads",
+                principals=[principal],
+                actions=["s3:GetObject", "s3:GetObjectVersion"],
+                resources=[bucket.arn_for_objects(f"{project}/*") for project in projects],
+                conditions=condition,
+            )
+        )
+        bucket.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="AllowRekognitionAutoUpdateOutput",
+                principals=[principal],
+                actions=["s3:PutObject"],
+                resources=[
+                    bucket.arn_for_objects(f"{project}/{TRAINING_OUTPUT_FOLDER}/*") for project in projects
+                ],
+                conditions=condition,
             )
         )

@@ -33,11 +33,17 @@ from infra.constructs.function import AutopilotFunction
 from infra.constructs.nag import acknowledge_iam5
 from infra.constructs.notifications import Notifications
 from infra.constructs.queues import dead_letter_queue
-from infra.constructs.rekognition_s3 import grant_dataset_images_read, grant_training_output_write
+from infra.constructs.rekognition_s3 import (
+    adapter_projects,
+    grant_dataset_images_read,
+    grant_training_output_write,
+)
 from infra.constructs.storage import Storage
 from infra.workflows.training import TrainingTargets, training_definition
 from lambdas.common.constants import (
+    ADAPTER_MANIFESTS_FOLDER,
     DETAIL_TYPE_TRAIN_REQUESTED,
+    ENV_BUCKET,
     ENV_LIFECYCLE_TOPIC,
     ENV_SETTINGS_PARAMETER,
     ENV_STATE_TABLE,
@@ -146,13 +152,15 @@ class Training(Construct):
                 **common_env,
                 ENV_SETTINGS_PARAMETER: storage.settings_parameter.parameter_name,
                 ENV_TRAINING_STATE_MACHINE: self.state_machine.state_machine_arn,
+                ENV_BUCKET: storage.bucket.bucket_name,
             },
         )
         storage.state_table.grant_read_write_data(self.trigger_fn.role)
         storage.settings_parameter.grant_read(self.trigger_fn.role)
         self._topic.grant_publish(self.trigger_fn.role)
         self.state_machine.grant_start_execution(self.trigger_fn.role)
-        self._allow_rekognition(self.trigger_fn, "DescribeDataset")
+        self._allow_rekognition(self.trigger_fn, "DescribeDataset", "DescribeProjectVersions")
+        self._allow_adapter_manifest_reads(self.trigger_fn)
         self.trigger_fn.role.add_to_principal_policy(
             iam.PolicyStatement(actions=["rekognition:DescribeProjects"], resources=["*"])
         )
@@ -239,6 +247,31 @@ class Training(Construct):
             iam.PolicyStatement(
                 actions=[f"rekognition:{action}" for action in actions], resources=self.project_arns
             )
+        )
+
+    def _allow_adapter_manifest_reads(self, function: AutopilotFunction) -> None:
+        """s3:GetObject (HeadObject) on the adapter manifests of the CONTENT_MODERATION projects."""
+        adapters = adapter_projects(self._settings)
+        if not adapters:
+            return
+        bucket = self._storage.bucket
+        function.role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["s3:GetObject"],
+                resources=[
+                    bucket.arn_for_objects(f"{name}/{ADAPTER_MANIFESTS_FOLDER}/*") for name in adapters
+                ],
+            )
+        )
+        bucket_id = Stack.of(self).get_logical_id(bucket.node.default_child)  # type: ignore[arg-type]
+        acknowledge_iam5(
+            function.role,
+            {
+                f"Resource::<{bucket_id}.Arn>/{name}/{ADAPTER_MANIFESTS_FOLDER}/*": (
+                    f"Reads the version and line count of project {name}'s adapter manifests (HeadObject)."
+                )
+                for name in adapters
+            },
         )
 
     def _allow_training_output_reads(self, function: AutopilotFunction) -> None:

@@ -1,7 +1,9 @@
 """The training state machine as Amazon States Language, built by `training_definition()`.
 
-    Start -> DescribeTestDataset -> TestDatasetEmpty? -> [split: DistributeEntries, poll both
-    datasets] -> Preflight -> Create(Project|Adapter)Version -> poll the training -> EvaluationGate
+    Start -> TrainsFromManifests? -> models: DescribeTestDataset -> TestDatasetEmpty? -> [split:
+    DistributeEntries, poll both datasets] -> Preflight -> CreateProjectVersion; moderation adapters:
+    AdapterPreflight -> CreateAdapterVersion (TrainingData / TestingData assets or AutoCreate,
+    FeatureConfig) -> poll the training -> EvaluationGate
     -> Promote? -> [blue/green: StartNewVersion, poll until RUNNING] -> Promote -> [stop the old
     version] -> retention -> release the lock -> summary          (any failure -> ReportFailureTask)
 
@@ -45,6 +47,7 @@ from lambdas.training.contracts import (
     FailureRequest,
     FinishRequest,
     GateRequest,
+    PreflightOutput,
     PreflightRequest,
     PromoteRequest,
     RetentionRequest,
@@ -124,7 +127,9 @@ def training_definition(targets: TrainingTargets, *, timeout_seconds: int) -> di
             "Next": outcome.title(),
         }
 
-    def create_version(adapter: bool) -> dict[str, Any]:
+    def create_version(adapter: bool, manifests: str | None = None) -> dict[str, Any]:
+        """CreateProjectVersion from the datasets, or (`manifests`) from the adapter manifests with the
+        test manifest ("assets") or the automatic split ("auto")."""
         arguments: dict[str, Any] = {
             "ProjectArn": read("project_arn"),
             "VersionName": read("version_name"),
@@ -132,6 +137,15 @@ def training_definition(targets: TrainingTargets, *, timeout_seconds: int) -> di
             "VersionDescription": read("preflight", "description"),
             "Tags": {VERSION_TAG_MANAGED_BY: EVENT_SOURCE, "autopilot-execution": Path("$$.Execution.Name")},
         }
+        if manifests is not None:
+            arguments["TrainingData"] = {
+                "Assets": [{"GroundTruthManifest": {"S3Object": read("adapter", "train_manifest")}}]
+            }
+            arguments["TestingData"] = (
+                {"Assets": [{"GroundTruthManifest": {"S3Object": read("adapter", "test_manifest")}}]}
+                if manifests == "assets"
+                else {"AutoCreate": True}
+            )
         if adapter:  # FeatureConfig only for moderation adapters with a threshold
             arguments["FeatureConfig"] = {
                 "ContentModeration": {
@@ -160,6 +174,11 @@ def training_definition(targets: TrainingTargets, *, timeout_seconds: int) -> di
             )
         )
 
+    test_manifest = state_path("adapter", "test_manifest")
+    has_test_manifest = {
+        "And": [{"Variable": test_manifest, "IsPresent": True}, {"Variable": test_manifest, "IsNull": False}]
+    }
+    has_threshold = {"Variable": state_path("settings", "moderation_confidence_threshold"), "IsNumeric": True}
     split_status = (state_path("split", "train", "Status"), state_path("split", "test", "Status"))
     old_version_arn = read("gate", "production", "version_arn")
     new_version_arn = read("created", "ProjectVersionArn")
@@ -168,8 +187,49 @@ def training_definition(targets: TrainingTargets, *, timeout_seconds: int) -> di
             "Type": "Pass",
             "Parameters": {"arn.$": "$$.Execution.Id", "name.$": "$$.Execution.Name"},
             "ResultPath": state_path("execution"),
-            "Next": "DescribeTestDataset",
+            "Next": "TrainsFromManifests?",
         },
+        # 0. Models train from the project's datasets; moderation adapters from its manifests.
+        "TrainsFromManifests?": {
+            "Type": "Choice",
+            "Choices": [
+                {
+                    "Variable": state_path("settings", "feature"),
+                    "StringEquals": FEATURE_CONTENT_MODERATION,
+                    "Next": "AdapterPreflight",
+                }
+            ],
+            "Default": "DescribeTestDataset",
+        },
+        "AdapterPreflight": {
+            "Type": "Pass",
+            "Comment": "The trigger read the manifests' versions and line counts",
+            "Parameters": parameters(
+                checked_fields(
+                    PreflightOutput,
+                    {
+                        "task": "moderation",
+                        "description": read("adapter", "description"),
+                        "snapshot": read("snapshot"),
+                    },
+                )
+            ),
+            "ResultPath": state_path("preflight"),
+            "Next": "AdapterRequest?",
+        },
+        "AdapterRequest?": {
+            "Type": "Choice",
+            "Choices": [
+                {"And": [has_test_manifest, has_threshold], "Next": "CreateAdapterVersion"},
+                {**has_test_manifest, "Next": "CreateAdapterVersionWithoutThreshold"},
+                {**has_threshold, "Next": "CreateAutoSplitAdapterVersion"},
+            ],
+            "Default": "CreateAutoSplitAdapterVersionWithoutThreshold",
+        },
+        "CreateAdapterVersion": create_version(adapter=True, manifests="assets"),
+        "CreateAdapterVersionWithoutThreshold": create_version(adapter=False, manifests="assets"),
+        "CreateAutoSplitAdapterVersion": create_version(adapter=True, manifests="auto"),
+        "CreateAutoSplitAdapterVersionWithoutThreshold": create_version(adapter=False, manifests="auto"),
         # 1. Split when the TEST dataset is empty.
         "DescribeTestDataset": guarded(
             rekognition(
@@ -249,31 +309,10 @@ def training_definition(targets: TrainingTargets, *, timeout_seconds: int) -> di
                     "feature": read("settings", "feature"),
                 },
                 state_path("preflight"),
-                "AdapterWithThreshold?",
+                "CreateProjectVersion",
             )
         ),
-        # 3. CreateProjectVersion.
-        "AdapterWithThreshold?": {
-            "Type": "Choice",
-            "Choices": [
-                {
-                    "And": [
-                        {
-                            "Variable": state_path("settings", "feature"),
-                            "StringEquals": FEATURE_CONTENT_MODERATION,
-                        },
-                        {
-                            "Variable": state_path("settings", "moderation_confidence_threshold"),
-                            "IsNumeric": True,
-                        },
-                    ],
-                    "Next": "CreateAdapterVersion",
-                }
-            ],
-            "Default": "CreateProjectVersion",
-        },
         "CreateProjectVersion": create_version(adapter=False),
-        "CreateAdapterVersion": create_version(adapter=True),
         "PublishStarted": publish(
             EVENT_TRAINING_STARTED,
             {

@@ -19,6 +19,11 @@ INFERENCE_FOLDER: Final = "inference"  # <project>/inference/<anything>
 RESULTS_FOLDER: Final = "results"  # <project>/results/<inference key>.json
 REVIEW_FOLDER: Final = "review"  # <project>/review/<inference key>
 TRAINING_OUTPUT_FOLDER: Final = "training-output"  # OutputConfig.S3KeyPrefix of every version
+# CONTENT_MODERATION projects: ingestion keeps the adapter's manifests here (not a notified folder),
+# <project>/adapter-manifests/train.manifest and .../test.manifest; training reads their versions.
+ADAPTER_MANIFESTS_FOLDER: Final = "adapter-manifests"
+ADAPTER_MANIFEST_ENTRIES_METADATA: Final = "entries"  # x-amz-meta-entries: the manifest's line count
+ADAPTER_GROUNDTRUTH_ATTRIBUTE: Final = "content-moderation-groundtruth"  # using-adapters-manifest-files
 
 MANIFEST_SUFFIX: Final = ".manifest"
 IMAGE_SUFFIXES: Final = (".jpg", ".jpeg", ".png")
@@ -131,6 +136,9 @@ EVENT_TRAINING_FAILED: Final = "training.failed"
 EVENT_VERSION_PROMOTED: Final = "version.promoted"
 EVENT_VERSION_REJECTED: Final = "version.rejected"
 EVENT_VERSION_DELETED: Final = "version.deleted"
+# A version of a project that the training workflow did not create (an AutoUpdate adapter retrained
+# by the service on a new base model version, or a version made by hand).
+EVENT_VERSION_DISCOVERED: Final = "version.discovered"
 EVENT_MODEL_STARTING: Final = "model.starting"
 EVENT_MODEL_RUNNING: Final = "model.running"
 EVENT_MODEL_START_FAILED: Final = "model.start_failed"
@@ -184,6 +192,7 @@ ENV_INGESTION_RETRY_HOURS: Final = "INGESTION_RETRY_HOURS"  # service errors wai
 ITEM_APPLIED_PREFIX: Final = "APPLIED#"  # + dataset type + "#" + hash: token of the last applied line
 ITEM_INGESTION_RETRY_PREFIX: Final = "INGESTION_RETRY#"  # + dataset type: service-error streak
 ITEM_INGESTION_TASK: Final = "INGESTION_TASK"  # the project's task type, fixed by its first entries
+ITEM_SEEN_VERSION_PREFIX: Final = "SEEN_VERSION#"  # + version name: a version reported once
 METRIC_INGESTION_STALLED: Final = "DatasetUpdatesStalled"  # staged lines kept after the retry bound
 INGESTION_RETRY_HOURS_DEFAULT: Final = 24  # service errors are waited out this long before the alarm
 # SQS DelaySeconds: 0 to 900 (SendMessage, Amazon SQS API Reference).

@@ -90,6 +90,19 @@ class ProjectSettings(BaseModel):
         default=None, description="None: fixed by the project's first ingested entries"
     )
 
+    # --- custom moderation adapters (feature CONTENT_MODERATION) ---
+    moderation_safe_folder: str = Field(
+        default="safe",
+        min_length=1,
+        max_length=256,
+        description="folder under train/ and test/ for images without unsafe content (an empty label list)",
+    )
+    auto_update: bool = Field(
+        default=True,
+        description="CreateProject AutoUpdate for CONTENT_MODERATION projects: the service retrains the "
+        "adapter on new base model versions (needs the bucket policy of the stack)",
+    )
+
     # --- detection ---
     min_confidence: float | None = Field(
         default=None, ge=0, le=100, description="None: each label's assumed threshold applies"

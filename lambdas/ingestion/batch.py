@@ -27,6 +27,7 @@ from lambdas.common import aws
 from lambdas.common.config import IngestionEnvironment, load_settings
 from lambdas.common.constants import EVENT_ENTRIES_REJECTED, IMAGE_SUFFIXES, METRIC_INGESTION_STALLED
 from lambdas.common.events import KeepingPublisher, LifecyclePublisher
+from lambdas.ingestion.adapter_manifests import AdapterManifests
 from lambdas.ingestion.datasets import DatasetGateway
 from lambdas.ingestion.flush_queue import FlushQueue
 from lambdas.ingestion.ingest import (
@@ -86,6 +87,7 @@ def runtime(env: IngestionEnvironment) -> Runtime:
         clock=time.monotonic,
         retry_bound_seconds=env.retry_hours * 3600,
         retry_base_seconds=env.flush_delay_seconds,
+        manifests=AdapterManifests(env.bucket),
     )
     persistence = DynamoDBPersistenceLayer(
         table_name=env.idempotency_table, boto3_client=aws.client("dynamodb")

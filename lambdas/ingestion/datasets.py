@@ -108,6 +108,28 @@ class DatasetGateway:
         ]
         return matches[0] if len(matches) == 1 else None
 
+    def ensure_adapter_project(self, name: str, *, auto_update: bool) -> ProjectDatasets:
+        """A CONTENT_MODERATION project, created when missing, without datasets: adapters train from
+        manifests (CreateProjectVersion TrainingData/TestingData), and the project must have none."""
+        description = self.find_project(name, FEATURE_CONTENT_MODERATION)
+        result = ProjectDatasets(project_arn="")
+        if description is None:
+            try:
+                self.client.create_project(
+                    ProjectName=name,
+                    Feature=FEATURE_CONTENT_MODERATION,
+                    AutoUpdate="ENABLED" if auto_update else "DISABLED",
+                )
+                result.created_project = True
+            except ClientError as error:
+                if _code(error) != "ResourceInUseException":  # created meanwhile by a concurrent call
+                    raise
+            description = self.find_project(name, FEATURE_CONTENT_MODERATION)
+            if description is None:
+                raise DatasetBusy(f"project {name} is not visible yet after CreateProject")
+        result.project_arn = description["ProjectArn"]
+        return result
+
     def ensure_project(self, name: str, feature: str, deadline: float) -> ProjectDatasets:
         """The project with its TRAIN and TEST datasets, creating whatever is missing."""
         description = self.find_project(name, feature)

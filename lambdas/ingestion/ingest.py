@@ -11,8 +11,9 @@ from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
-from lambdas.common.constants import EVENT_ENTRIES_REJECTED, MANIFESTS_FOLDER
+from lambdas.common.constants import EVENT_ENTRIES_REJECTED, FEATURE_CONTENT_MODERATION, MANIFESTS_FOLDER
 from lambdas.common.settings import AppSettings
+from lambdas.ingestion.adapter_lines import check_moderation_label, image_adapter_line, read_adapter_manifest
 from lambdas.ingestion.keys import IgnoredKey, ImageKey, ManifestKey, Rejected, route_key, source_ref
 from lambdas.ingestion.lines import Line, image_line, read_manifest
 from lambdas.ingestion.staging import StagingStore, event_seq
@@ -111,16 +112,28 @@ def ingest_object(
         return result
     result.project, result.dataset_type = route.project, route.dataset_type
     seq = event_seq(event.event_time, event.sequencer)
-    configured = settings.project(route.project).task_type
+    project_settings = settings.project(route.project)
+    configured = project_settings.task_type
+    # CONTENT_MODERATION projects train adapters from manifests in the adapter format.
+    adapter = project_settings.feature == FEATURE_CONTENT_MODERATION
+    safe_folder = project_settings.moderation_safe_folder
     if isinstance(route, ImageKey):
         try:
+            if adapter:
+                _check_adapter_folder(route, safe_folder)
             info = source.read_image_info(event.bucket, event.key, event.version_id)
             check_image(info, event.size)
-            _check_task(TASK_IMAGE_LEVEL, route.project, configured, store)
+            if not adapter:
+                _check_task(TASK_IMAGE_LEVEL, route.project, configured, store)
         except Rejected as rejected:
             result.rejections.append(Rejection(event.key, str(rejected)))
             return result
-        line = image_line(source_ref(event.bucket, event.key), route.label, event.event_time)
+        ref = source_ref(event.bucket, event.key)
+        line = (
+            image_adapter_line(ref, route.label, safe_folder)
+            if adapter
+            else image_line(ref, route.label, event.event_time)
+        )
         result.pending.append((line, seq))
         return result
     assert isinstance(route, ManifestKey)
@@ -135,7 +148,11 @@ def ingest_object(
 
     raw_lines = source.iter_lines(event.bucket, event.key, event.version_id)
     for start, block in _blocks(raw_lines, MANIFEST_BLOCK_LINES):
-        content = read_manifest(block, data_bucket, first_line=start)
+        content = (
+            read_adapter_manifest(block, data_bucket, first_line=start)
+            if adapter
+            else read_manifest(block, data_bucket, first_line=start)
+        )
         for rejection in content.rejections:
             reject_line(rejection.line_number, rejection.reason)
         latest: dict[str, Line] = {}
@@ -161,6 +178,17 @@ def ingest_object(
             )
         )
     return result
+
+
+def _check_adapter_folder(route: ImageKey, safe_folder: str) -> None:
+    try:
+        check_moderation_label(route.label, safe_folder)
+    except Rejected as bad:
+        folder = route.key.split("/")[1]
+        raise Rejected(
+            f"{route.key}: the folder {route.label!r} names the moderation label of the image, and {bad}. "
+            f"Move the image to {route.project}/{folder}/<label>/..."
+        ) from None
 
 
 def _check_task(task: str, project: str, configured: str | None, store: TaskStore) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -82,9 +82,14 @@ class ManifestContent:
         return list(latest.values())
 
 
-def read_manifest(text_lines: Iterable[str | bytes], bucket: str, first_line: int = 1) -> ManifestContent:
-    """Validates a manifest line by line; bad lines are reported (numbered from `first_line`),
-    their neighbours kept."""
+def read_manifest(
+    text_lines: Iterable[str | bytes],
+    bucket: str,
+    first_line: int = 1,
+    parse: Callable[[str, str], ManifestEntry] = parse_manifest_line,
+) -> ManifestContent:
+    """Validates a manifest line by line with `parse` (Ground Truth lines by default); bad lines are
+    reported (numbered from `first_line`), their neighbours kept."""
     content = ManifestContent()
     for number, raw in enumerate(text_lines, start=first_line):
         try:
@@ -97,7 +102,7 @@ def read_manifest(text_lines: Iterable[str | bytes], bucket: str, first_line: in
             content.blank_lines += 1
             continue
         try:
-            content.entries.append(parse_manifest_line(text, bucket))
+            content.entries.append(parse(text, bucket))
             content.numbers.append(number)
         except Rejected as error:
             content.rejections.append(LineRejection(number, str(error)))

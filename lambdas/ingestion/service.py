@@ -32,11 +32,14 @@ from botocore.exceptions import ClientError
 from lambdas.common.constants import (
     EVENT_ENTRIES_APPLIED,
     EVENT_PROJECT_CREATED,
+    FEATURE_CONTENT_MODERATION,
     INGESTION_RETRY_HOURS_DEFAULT,
     SQS_MAX_DELAY_SECONDS,
 )
+from lambdas.common.moderation import adapter_manifest_key
 from lambdas.common.settings import AppSettings
 from lambdas.ingestion import chunking
+from lambdas.ingestion.adapter_manifests import AdapterManifests, ManifestConflict
 from lambdas.ingestion.datasets import DatasetBusy, DatasetGateway, UpdateFailed, is_service_error
 from lambdas.ingestion.ingest import (
     IngestResult,
@@ -111,6 +114,7 @@ class Flusher:
     retry_bound_seconds: float = DEFAULT_RETRY_HOURS * 3600
     retry_base_seconds: float = 20.0  # the first wait after a service error (the flush delay)
     wall_clock: Callable[[], float] = time.time
+    manifests: AdapterManifests | None = None  # CONTENT_MODERATION projects: manifests in S3
 
     def flush(
         self, project: str, dataset_type: str, *, settings: AppSettings, owner: str, deadline: float
@@ -132,6 +136,9 @@ class Flusher:
         if not batches:
             return
         applied: _Round | None = None
+        if settings.project(project).feature == FEATURE_CONTENT_MODERATION and self.manifests is not None:
+            self._flush_manifest(result, settings, batches, self.manifests, deadline)
+            return
         try:
             feature = settings.project(project).feature
             ensured = self.gateway.ensure_project(project, feature, deadline)
@@ -145,17 +152,13 @@ class Flusher:
                     created_datasets=ensured.created_datasets,
                 )
             applied = _Round(ensured.datasets[dataset_type])
-            while batches:
-                self._apply_round(result, applied, batches, deadline)
-                # Every line of these items is in the dataset, or was refused and reported: the items
-                # can go. Items staged meanwhile are new items, applied by the next round.
-                self.store.remove(project, dataset_type, batches)
-                if self.clock() >= deadline:
-                    result.status = "more"
-                    break
-                batches = self.store.batches(project, dataset_type, MAX_LINES_PER_ROUND)
-            if self.store.retry_streak(project, dataset_type) is not None:
-                self.store.clear_retry_streak(project, dataset_type)
+            round_applied = applied
+            self._run_rounds(
+                result,
+                batches,
+                deadline,
+                lambda round_: self._apply_round(result, round_applied, round_, deadline),
+            )
         except DatasetBusy:
             # Busy until the deadline (or our update still running): the round's items stay staged
             # and are sent again by the next flush (same source-ref = update, never a duplicate).
@@ -166,6 +169,97 @@ class Flusher:
             self._wait_out(result, str(error))
         if applied is not None:
             self._report(result, applied)
+
+    def _run_rounds(
+        self,
+        result: FlushResult,
+        batches: list[StagedBatch],
+        deadline: float,
+        apply_round: Callable[[list[StagedBatch]], None],
+    ) -> None:
+        """Applies staged items round by round until none are left or the deadline passes."""
+        project, dataset_type = result.project, result.dataset_type
+        while batches:
+            apply_round(batches)
+            # Every line of these items is applied, or was refused and reported: the items can go.
+            # Items staged meanwhile are new items, applied by the next round.
+            self.store.remove(project, dataset_type, batches)
+            if self.clock() >= deadline:
+                result.status = "more"
+                break
+            batches = self.store.batches(project, dataset_type, MAX_LINES_PER_ROUND)
+        if self.store.retry_streak(project, dataset_type) is not None:
+            self.store.clear_retry_streak(project, dataset_type)
+
+    def _flush_manifest(
+        self,
+        result: FlushResult,
+        settings: AppSettings,
+        batches: list[StagedBatch],
+        manifests: AdapterManifests,
+        deadline: float,
+    ) -> None:
+        """An adapter project: the staged lines become a new version of its manifest object in S3
+        (no dataset; the same merge, ordering tokens and clean-up as a dataset update)."""
+        project, dataset_type = result.project, result.dataset_type
+        key = adapter_manifest_key(project, dataset_type)
+        target = f"s3://{manifests.bucket}/{key}"
+        written = None
+        try:
+            ensured = self.gateway.ensure_adapter_project(
+                project, auto_update=settings.project(project).auto_update
+            )
+            if ensured.created_project:
+                self.publisher.publish(
+                    EVENT_PROJECT_CREATED,
+                    project,
+                    project_arn=ensured.project_arn,
+                    feature=FEATURE_CONTENT_MODERATION,
+                    created_project=True,
+                    created_datasets=[],
+                )
+
+            def apply_round(round_: list[StagedBatch]) -> None:
+                nonlocal written
+                versions = newest_versions(round_)
+                known = self.store.applied_seqs(
+                    project, dataset_type, target, [line.source_ref for line, _ in versions]
+                )
+                fresh = [(line, seq) for line, seq in versions if known.get(line.source_ref, "") < seq]
+                result.older += len(versions) - len(fresh)
+                if fresh:
+                    written = manifests.apply(key, [line for line, _ in fresh])
+                    result.calls += 1
+                    result.sent += len(fresh)
+                    result.added += written.added
+                    result.updated += written.updated
+                    self.store.record_applied(
+                        project, dataset_type, target, [(line.source_ref, seq) for line, seq in fresh]
+                    )
+
+            self._run_rounds(result, batches, deadline, apply_round)
+        except DatasetBusy:
+            result.status = "busy"
+        except ManifestConflict as conflict:
+            self._wait_out(result, str(conflict))
+        except ClientError as error:
+            if not is_service_error(error):
+                raise
+            self._wait_out(result, str(error))
+        if written is not None:
+            self.publisher.publish(
+                EVENT_ENTRIES_APPLIED,
+                project,
+                dataset_type=dataset_type,
+                manifest=target,
+                manifest_version=written.version_id,
+                manifest_entries=written.entries,
+                entries_sent=result.sent,
+                entries_added=result.added,
+                entries_updated=result.updated,
+                entries_older_skipped=result.older,
+                manifest_writes=result.calls,
+            )
 
     def _apply_round(
         self, result: FlushResult, applied: _Round, batches: list[StagedBatch], deadline: float

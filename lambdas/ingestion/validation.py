@@ -202,8 +202,8 @@ class ManifestEntry:
     task: str | None = None  # TASK_IMAGE_LEVEL, TASK_BOUNDING_BOX, or None for an unlabeled line
 
 
-def parse_manifest_line(text: str, bucket: str) -> ManifestEntry:
-    """Validates one Ground Truth line (image-level and/or object localization)."""
+def line_object(text: str, bucket: str) -> tuple[dict[str, Any], str]:
+    """A manifest line's JSON object and its source-ref (in the data bucket), or Rejected."""
     try:
         obj = json.loads(text)
     except json.JSONDecodeError as error:
@@ -213,7 +213,13 @@ def parse_manifest_line(text: str, bucket: str) -> ManifestEntry:
     ref = obj.get("source-ref")
     if not isinstance(ref, str) or not ref:
         raise Rejected('the line has no "source-ref"; add "source-ref": "s3://<bucket>/<key>"')
-    _check_source_ref(ref, bucket)
+    check_source_ref(ref, bucket)
+    return obj, ref
+
+
+def parse_manifest_line(text: str, bucket: str) -> ManifestEntry:
+    """Validates one Ground Truth line (image-level and/or object localization)."""
+    obj, ref = line_object(text, bucket)
 
     labels: list[str] = []
     boxes = 0
@@ -260,7 +266,7 @@ def parse_manifest_line(text: str, bucket: str) -> ManifestEntry:
     return ManifestEntry(source_ref=ref, labels=distinct, boxes=boxes, line=line, task=task)
 
 
-def _check_source_ref(ref: str, bucket: str) -> None:
+def check_source_ref(ref: str, bucket: str) -> None:
     if not ref.startswith("s3://"):
         raise Rejected(f"source-ref {ref!r} must be an s3:// location in bucket {bucket}")
     ref_bucket, _, key = ref[len("s3://") :].partition("/")

@@ -44,11 +44,21 @@ class TriggerInfo(Contract):
     reason: str
 
 
+class AdapterInput(Contract):
+    """CONTENT_MODERATION projects: the manifests (S3Object of the version read at trigger time) an
+    adapter trains from; no test manifest means TestingData.AutoCreate."""
+
+    train_manifest: dict[str, str]
+    test_manifest: dict[str, str] | None = None
+    description: str
+
+
 class TrainingInput(Contract):
     project: str
     project_arn: str
-    train_dataset_arn: str
-    test_dataset_arn: str
+    train_dataset_arn: str | None = None  # datasets: CUSTOM_LABELS projects
+    test_dataset_arn: str | None = None
+    adapter: AdapterInput | None = None  # manifests: CONTENT_MODERATION projects
     version_name: str
     lock_token: str
     output_prefix: str

@@ -9,6 +9,7 @@ from typing import Self
 from pydantic import BaseModel, ConfigDict, Field
 
 from lambdas.common.constants import (
+    ENV_BUCKET,
     ENV_LIFECYCLE_TOPIC,
     ENV_SETTINGS_PARAMETER,
     ENV_STATE_TABLE,
@@ -42,6 +43,8 @@ class TriggerEnvironment(TrainingEnvironment):
 
     settings_parameter: str = Field(alias=ENV_SETTINGS_PARAMETER, min_length=1)
     state_machine_arn: str = Field(alias=ENV_TRAINING_STATE_MACHINE, pattern=r"^arn:")
+    # The data bucket: the adapter manifests of CONTENT_MODERATION projects (HeadObject).
+    bucket: str = Field(alias=ENV_BUCKET, min_length=3)
 
 
 def now() -> datetime:

@@ -36,6 +36,12 @@ def version_name(project: str, now: datetime | None = None, suffix: str | None =
     return f"{head}{tail}"
 
 
+def is_version_name_of(project: str, name: str) -> bool:
+    """True for a name `version_name` gives (the training workflow's own versions)."""
+    head = re.escape(_VERSION_UNSAFE.sub("-", project))
+    return re.fullmatch(rf"{head}\.\d{{4}}-\d\d-\d\dT\d\d\.\d\d\.\d\d\.[0-9a-zA-Z]+", name) is not None
+
+
 def execution_name(project: str, now: datetime | None = None, suffix: str | None = None) -> str:
     """E.g. "digits-20261121T180000Z-a1b2c3": doubles as the training lock token."""
     stamp = (now or datetime.now(UTC)).astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")

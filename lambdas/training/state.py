@@ -25,7 +25,7 @@ from typing import Any
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
-from lambdas.common.constants import ITEM_TRAINING
+from lambdas.common.constants import ITEM_SEEN_VERSION_PREFIX, ITEM_TRAINING
 from lambdas.common.production import (
     DatasetSnapshot,
     ProductionRecord,
@@ -126,6 +126,23 @@ class TrainingStateStore(StateTableClient):
                 }
             ),
         )
+
+    def mark_version_seen(self, project: str, version_name: str, *, status: str, now: datetime) -> bool:
+        """True the first time a version the workflow did not create is seen (it is reported once)."""
+        try:
+            self.client.put_item(
+                TableName=self.table_name,
+                Item={
+                    **state_key(project, f"{ITEM_SEEN_VERSION_PREFIX}{version_name}"),
+                    **_values({"status": status, "seen_at": now.isoformat()}),
+                },
+                ConditionExpression="attribute_not_exists(sk)",
+            )
+        except ClientError as error:
+            if _is_conditional_failure(error):
+                return False
+            raise
+        return True
 
     def release_lock(self, project: str, *, token: str, outcome: str, reason: str, now: datetime) -> bool:
         """Releases the lock if `token` still holds it; False when it was already released or taken over."""

@@ -16,6 +16,7 @@ from lambdas.common.settings import AppSettings, UnknownProjectError
 from lambdas.training import outputs as training_outputs
 from lambdas.training import preflight as preflight_logic
 from lambdas.training import retention
+from lambdas.training.adapters import ManifestReader
 from lambdas.training.contracts import (
     FailureResult,
     FinishRequest,
@@ -41,6 +42,7 @@ def run_trigger(
     starter: ExecutionStarter,
     publisher: Publisher,
     rekognition: TrainingRekognition,
+    manifests: ManifestReader | None = None,
 ) -> dict[str, Any]:
     """Decide, lock, start; a project missing from the settings is reported as skipped."""
     try:
@@ -51,6 +53,7 @@ def run_trigger(
             store=store,
             starter=starter,
             publisher=publisher,
+            manifests=manifests,
         )
     except UnknownProjectError as error:
         logger.error("training requested for an unknown project", extra={"project": request.project})

@@ -20,7 +20,14 @@ from lambdas.common.constants import (
 from lambdas.common.production import DatasetSnapshot
 from lambdas.common.settings import AppSettings, ProjectSettings
 from lambdas.training import naming
-from lambdas.training.contracts import TrainingInput, TriggerInfo, WorkflowSettings
+from lambdas.training.adapters import (
+    ManifestInfo,
+    ManifestReader,
+    adapter_description,
+    adapter_snapshot,
+    report_discovered_versions,
+)
+from lambdas.training.contracts import AdapterInput, TrainingInput, TriggerInfo, WorkflowSettings
 from lambdas.training.rekognition import DatasetInfo, ProjectInfo, TrainingRekognition
 from lambdas.training.state import TrainingStateStore
 
@@ -125,9 +132,65 @@ def decide(
                 f"{info.dataset_type} dataset is {info.status} ({info.status_message or 'no message'}); "
                 "recreate it before training",
             )
+    return decide_on_counts(
+        project,
+        settings,
+        current=snapshot_of(datasets),
+        last_counts=last_counts,
+        force=force,
+        lock_holder=lock_holder,
+    )
+
+
+def decide_adapter(
+    project: str,
+    settings: ProjectSettings,
+    *,
+    train: ManifestInfo | None,
+    test: ManifestInfo | None,
+    has_datasets: bool,
+    last_counts: DatasetSnapshot | None,
+    force: bool,
+    lock_holder: str | None,
+) -> Decision:
+    """A CONTENT_MODERATION project trains an adapter from its manifests (pure, like `decide`)."""
+    if has_datasets:
+        return Decision(
+            False,
+            f"project {project!r} has datasets, and an adapter trains from manifests only "
+            "(CreateProjectVersion with TrainingData assets needs a project without datasets): delete its "
+            "datasets (DeleteDataset) or use a new project",
+        )
+    if train is None or train.entries == 0:
+        return Decision(
+            False,
+            f"project {project!r} has no training manifest yet: upload images under "
+            f"{project}/train/<label>/ (a moderation label) and "
+            f"{project}/train/{settings.moderation_safe_folder}/, or adapter manifests under "
+            f"{project}/manifests/train/",
+        )
+    return decide_on_counts(
+        project,
+        settings,
+        current=adapter_snapshot(train, test),
+        last_counts=last_counts,
+        force=force,
+        lock_holder=lock_holder,
+    )
+
+
+def decide_on_counts(
+    project: str,
+    settings: ProjectSettings,
+    *,
+    current: DatasetSnapshot,
+    last_counts: DatasetSnapshot | None,
+    force: bool,
+    lock_holder: str | None,
+) -> Decision:
+    """The lock and the new-entries threshold, shared by models and adapters."""
     if lock_holder:
         return Decision(False, f"a training of {project!r} is already in flight ({lock_holder})")
-    current = snapshot_of(datasets)
     gained = new_labeled_entries(current, last_counts)
     if force:
         return Decision(True, f"forced ({gained} new labeled entries)", gained)
@@ -183,17 +246,31 @@ def execution_input(
     lock_token: str,
     request: TriggerRequest,
     reason: str,
+    manifests: tuple[ManifestInfo, ManifestInfo | None] | None = None,
 ) -> dict[str, Any]:
+    """The workflow's input: datasets for a model, or (`manifests`: train, test) for an adapter."""
+    adapter = None
+    if manifests is not None:
+        train, test = manifests
+        adapter = AdapterInput(
+            train_manifest=train.s3_object(),
+            test_manifest=test.s3_object() if test else None,
+            description=adapter_description(train, test),
+        )
+        snapshot = adapter_snapshot(train, test)
+    else:
+        snapshot = snapshot_of(datasets)
     return TrainingInput(
         project=project.name,
         project_arn=project.arn,
-        train_dataset_arn=datasets["TRAIN"].arn,
-        test_dataset_arn=datasets["TEST"].arn,
+        train_dataset_arn=datasets["TRAIN"].arn if adapter is None else None,
+        test_dataset_arn=datasets["TEST"].arn if adapter is None else None,
+        adapter=adapter,
         version_name=version_name,
         lock_token=lock_token,
         output_prefix=f"{project.name}/{TRAINING_OUTPUT_FOLDER}/",
         trigger=TriggerInfo(source=request.source, force=request.force, reason=reason),
-        snapshot=snapshot_of(datasets).to_dict(),
+        snapshot=snapshot.to_dict(),
         settings=settings_contract(settings),
     ).model_dump()
 
@@ -206,6 +283,7 @@ def request_training(
     store: TrainingStateStore,
     starter: Starter,
     publisher: Publisher,
+    manifests: ManifestReader | None = None,
     now: datetime | None = None,
 ) -> TriggerResult:
     now = now or datetime.now(UTC)
@@ -223,20 +301,43 @@ def request_training(
             f"project {request.project!r} does not exist in Rekognition yet: upload labeled images under "
             f"{request.project}/train/<label>/ to create it"
         )
-    datasets = {
-        dataset_type: rekognition.describe_dataset(dataset_type, arn)
-        for dataset_type, arn in sorted(project.datasets.items())
-    }
     record = store.get_training(request.project)
     holder = record.lock_token if record.locked(int(now.timestamp())) else None
-    decision = decide(
-        request.project,
-        project_settings,
-        datasets=datasets,
-        last_counts=record.last_counts,
-        force=request.force,
-        lock_holder=holder,
-    )
+    datasets: dict[str, DatasetInfo] = {}
+    adapter_manifests: tuple[ManifestInfo, ManifestInfo | None] | None = None
+    if project_settings.feature == FEATURE_CONTENT_MODERATION and manifests is not None:
+        # Versions Rekognition made on its own (AutoUpdate) are reported, not ignored.
+        report_discovered_versions(
+            request.project, rekognition.list_versions(project.arn), store=store, publisher=publisher, now=now
+        )
+        train, test = manifests.head(request.project, "TRAIN"), manifests.head(request.project, "TEST")
+        decision = decide_adapter(
+            request.project,
+            project_settings,
+            train=train,
+            test=test,
+            has_datasets=bool(project.datasets),
+            last_counts=record.last_counts,
+            force=request.force,
+            lock_holder=holder,
+        )
+        if train is not None:
+            adapter_manifests = (train, test)
+        counts = adapter_snapshot(train, test) if train is not None else None
+    else:
+        datasets = {
+            dataset_type: rekognition.describe_dataset(dataset_type, arn)
+            for dataset_type, arn in sorted(project.datasets.items())
+        }
+        decision = decide(
+            request.project,
+            project_settings,
+            datasets=datasets,
+            last_counts=record.last_counts,
+            force=request.force,
+            lock_holder=holder,
+        )
+        counts = snapshot_of(datasets)
     if not decision.train:
         return skipped(decision.reason, new_entries=decision.new_entries)
 
@@ -258,6 +359,7 @@ def request_training(
         lock_token=token,
         request=request,
         reason=decision.reason,
+        manifests=adapter_manifests,
     )
     try:
         execution_arn = starter.start(token, payload)
@@ -271,7 +373,7 @@ def request_training(
         )
         raise
     store.confirm_start(
-        request.project, token=token, execution_arn=execution_arn, counts=snapshot_of(datasets), now=now
+        request.project, token=token, execution_arn=execution_arn, counts=counts or DatasetSnapshot(), now=now
     )
     return TriggerResult(
         request.project,

@@ -236,6 +236,14 @@ def test_ingestion_role_has_the_dataset_reads_of_the_guide(synthesized: tuple[An
     grants = _s3_grants(_role_grants(template, _function_role(template, "lambdas.ingestion.handler.handle")))
     expected = {bucket: DATASET_BUCKET_ACTIONS}
     expected.update({f"{bucket}/{project}/*": DATASET_OBJECT_ACTIONS for project in stack.settings.projects})
+    # CONTENT_MODERATION projects: the flush writes new versions of the adapter manifests, nothing else.
+    expected.update(
+        {
+            f"{bucket}/{project}/adapter-manifests/*": {"s3:PutObject"}
+            for project, settings in stack.settings.projects.items()
+            if settings.feature == "CONTENT_MODERATION"
+        }
+    )
     assert grants == expected
 
 

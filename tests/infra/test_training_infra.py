@@ -258,6 +258,70 @@ def test_create_project_version_sends_name_output_description_tags_and_adapter_c
     }
 
 
+def test_adapters_train_from_manifest_assets_or_the_automatic_test_split(template: Template) -> None:
+    (machine,) = _resources(template, "AWS::StepFunctions::StateMachine").values()
+    states = json.loads(_joined(machine["Properties"]["DefinitionString"]))["States"]
+    # The project's feature chooses datasets or manifests.
+    assert states["TrainsFromManifests?"]["Choices"] == [
+        {"Variable": "$.settings.feature", "StringEquals": "CONTENT_MODERATION", "Next": "AdapterPreflight"}
+    ]
+    assert states["TrainsFromManifests?"]["Default"] == "DescribeTestDataset"
+    train_asset = [{"GroundTruthManifest": {"S3Object.$": "$.adapter.train_manifest"}}]
+    with_tests = states["CreateAdapterVersion"]["Parameters"]
+    assert with_tests["TrainingData"] == {"Assets": train_asset}
+    assert with_tests["TestingData"] == {
+        "Assets": [{"GroundTruthManifest": {"S3Object.$": "$.adapter.test_manifest"}}]
+    }
+    auto = states["CreateAutoSplitAdapterVersion"]["Parameters"]
+    assert auto["TrainingData"] == {"Assets": train_asset}
+    assert auto["TestingData"] == {"AutoCreate": True}
+    assert auto["FeatureConfig"] == {
+        "ContentModeration": {"ConfidenceThreshold.$": "$.settings.moderation_confidence_threshold"}
+    }
+    without = states["CreateAutoSplitAdapterVersionWithoutThreshold"]["Parameters"]
+    assert without["TestingData"] == {"AutoCreate": True}
+    assert "FeatureConfig" not in without
+    # Datasets never reach an adapter request, and manifests never reach a model request.
+    assert "TrainingData" not in states["CreateProjectVersion"]["Parameters"]
+    for name in ("CreateAdapterVersion", "CreateAutoSplitAdapterVersion"):
+        assert states[name]["Next"] == "PublishStarted"
+
+
+def test_the_trigger_may_read_only_the_adapter_manifests_of_moderation_projects(template: Template) -> None:
+    statements = _statements(template, "TrainingTriggerFunction")
+    reads = [_joined(r) for s in statements if _actions(s) == ["s3:GetObject"] for r in _resources_of(s)]
+    assert len(reads) == 1 and reads[0].startswith("<StorageData")
+    assert reads[0].endswith(".Arn>/moderation/adapter-manifests/*")
+
+
+def test_the_bucket_policy_lets_rekognition_retrain_auto_update_adapters(template: Template) -> None:
+    # Developer Guide, "Setting up AutoUpdate permissions" (using-adapters-autoupdate): the
+    # rekognition service principal lists the bucket, reads the training data, writes the output.
+    (policy,) = template.find_resources(
+        "AWS::S3::BucketPolicy", {"Properties": {"Bucket": {"Ref": Match.string_like_regexp("StorageData")}}}
+    ).values()
+    statements = {s.get("Sid"): s for s in policy["Properties"]["PolicyDocument"]["Statement"]}
+    auto = [
+        statements[sid]
+        for sid in (
+            "AllowRekognitionAutoUpdateActions",
+            "AllowRekognitionAutoUpdateReads",
+            "AllowRekognitionAutoUpdateOutput",
+        )
+    ]
+    assert all(
+        s["Principal"] == {"Service": "rekognition.amazonaws.com"} and s["Effect"] == "Allow" for s in auto
+    )
+    assert _actions(auto[0]) == ["s3:ListBucket"]
+    assert _joined(auto[0]["Resource"]).endswith(".Arn>")
+    assert sorted(_actions(auto[1])) == ["s3:GetObject", "s3:GetObjectVersion"]
+    assert [_joined(r).split(">", 1)[1] for r in _resources_of(auto[1])] == ["/moderation/*"]
+    assert _actions(auto[2]) == ["s3:PutObject"]
+    assert [_joined(r).split(">", 1)[1] for r in _resources_of(auto[2])] == ["/moderation/training-output/*"]
+    # Not IAM actions: S3 authorizes HeadObject with s3:GetObject and HeadBucket with s3:ListBucket.
+    assert not any(a in ("s3:HeadObject", "s3:HeadBucket") for s in auto for a in _actions(s))
+
+
 def test_training_functions_and_queue_follow_the_conventions(template: Template) -> None:
     functions = _resources(template, "AWS::Lambda::Function")
     assert len(functions) == 8

@@ -440,16 +440,56 @@ def test_blue_green_promotion_starts_the_new_version_before_stopping_the_old(har
     harness.rekognition.stop_project_version(ProjectVersionArn=new.version_arn)
 
 
+ADAPTER_LABELS = {"zero": ["Smoking"], "one": ["Weapons"], "two": []}  # "two": no unsafe content
+
+
+def create_adapter_project(harness: Harness, project: str) -> str:
+    """A CONTENT_MODERATION project (no datasets) with training and test manifests in the adapter
+    format where ingestion keeps them."""
+    project_arn = harness.rekognition.create_project(
+        ProjectName=project, Feature="CONTENT_MODERATION", AutoUpdate="DISABLED"
+    )["ProjectArn"]
+    split = demo_split(train_per_label=8, test_per_label=2, held_out_per_label=0, labels=LABELS)
+    s3 = harness.runtime.client("s3")
+    for kind, images in (("train", split.train), ("test", split.test)):
+        lines = []
+        for image in images:
+            key = f"fixtures/{project}/{kind}/{image.label}/{image.filename}"
+            s3.put_object(Bucket=harness.bucket, Key=key, Body=image.png)
+            labels = [{"Name": name} for name in ADAPTER_LABELS[image.label]]
+            lines.append(
+                json.dumps(
+                    {
+                        "source-ref": f"s3://{harness.bucket}/{key}",
+                        "content-moderation-groundtruth": {"ModerationLabels": labels},
+                    }
+                )
+            )
+        s3.put_object(
+            Bucket=harness.bucket,
+            Key=f"{project}/adapter-manifests/{kind}.manifest",
+            Body="\n".join(lines).encode(),
+            Metadata={"entries": str(len(lines))},
+        )
+    return project_arn
+
+
 def test_moderation_adapters_are_trained_with_their_feature_config(harness: Harness) -> None:
-    # Given a CONTENT_MODERATION project with a confidence threshold
+    # Given a CONTENT_MODERATION project with a confidence threshold and both manifests
     project = "tr-adapter"
-    project_arn = harness.create_project(project, feature="CONTENT_MODERATION")
+    project_arn = create_adapter_project(harness, project)
     # When a training runs
     result = _execution(harness, project)
-    # Then the adapter was created with FeatureConfig and went through the same gate
+    # Then the adapter was created from the manifests with FeatureConfig and went through the same gate
     assert "CreateAdapterVersion" in result.states_entered(), (result.error, result.cause)
+    assert "DescribeTestDataset" not in result.states_entered()
     version = harness.versions(project_arn)[result.output["version_name"]]
     assert version["FeatureConfig"] == {"ContentModeration": {"ConfidenceThreshold": 40.0}}
+    train_asset = version["TrainingDataResult"]["Input"]["Assets"][0]["GroundTruthManifest"]["S3Object"]
+    test_asset = version["TestingDataResult"]["Input"]["Assets"][0]["GroundTruthManifest"]["S3Object"]
+    assert train_asset["Name"] == f"{project}/adapter-manifests/train.manifest" and train_asset["Version"]
+    assert test_asset["Name"] == f"{project}/adapter-manifests/test.manifest"
+    assert version["TestingDataResult"]["Input"].get("AutoCreate") in (None, False)
     assert result.output["outcome"] in ("PROMOTED", "REJECTED")
 
 

@@ -282,12 +282,15 @@ def test_update_running_from_elsewhere_is_waited_out(world: OfflineIngestion) ->
 
 
 def test_moderation_project_is_created_with_its_feature(world: OfflineIngestion) -> None:
-    world.invoke([world.upload("moderation/train/unsafe/a.png", png_bytes())])
+    world.invoke([world.upload("moderation/train/Smoking/a.png", png_bytes())])
     world.drain()
     client = aws.client("rekognition")
     found = client.describe_projects(ProjectNames=["moderation"], Features=["CONTENT_MODERATION"])
     assert found["ProjectDescriptions"][0]["Feature"] == "CONTENT_MODERATION"
-    assert len(world.dataset_entries("moderation", "TRAIN")) == 1
+    # An adapter project holds no dataset: its lines are in the training manifest in S3.
+    assert found["ProjectDescriptions"][0].get("Datasets", []) == []
+    body = world.s3.get_object(Bucket=world.bucket, Key="moderation/adapter-manifests/train.manifest")["Body"]
+    assert len(body.read().splitlines()) == 1
 
 
 def test_invalid_environment_names_the_variable(

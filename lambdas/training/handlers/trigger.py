@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field, ValidationError
 from lambdas.common.config import load_settings
 from lambdas.common.constants import DETAIL_TYPE_TRAIN_REQUESTED
 from lambdas.common.executions import ExecutionStarter
+from lambdas.training.adapters import S3ManifestReader
 from lambdas.training.environment import TriggerEnvironment
 from lambdas.training.rekognition import TrainingRekognition
 from lambdas.training.steps import run_trigger
@@ -60,4 +61,5 @@ def handle(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         starter=ExecutionStarter(env.state_machine_arn),
         publisher=env.publisher(),
         rekognition=TrainingRekognition(),
+        manifests=S3ManifestReader(env.bucket),
     )

@@ -10,6 +10,11 @@ Desired state: RUNNING if any of
     deferral is recent (deferred messages come back and refresh it) and the queue is not empty;
   * the last detection was less than the idle threshold ago (idle.choose_threshold: learned from
     the project's idle gaps, at most `idle_minutes`, and `idle_minutes` while the history is short);
+  * the model became RUNNING less than the idle threshold ago: the idle clock of a model that was
+    just started starts at RUNNING, not at the last detection before the start. A start takes
+    minutes; the images deferred meanwhile come back at their own pace (a deferral delay, a
+    throttling backoff) and must find the model still up, even when the detection that
+    classified the first of them also deferred the rest (same time: not counted as waiting);
   * the clock is inside a serving window;
 otherwise STOPPED. The controller ticks every `controller_rate_minutes`, so an idle model is
 stopped at the first tick at or after last detection + the idle threshold.
@@ -77,6 +82,7 @@ class ServingState:
     start_attempts: int = 0
     idle: IdleHistory = field(default_factory=IdleHistory)
     finished: FinishedTransition | None = None  # the last transition requested, for its duration
+    running_since: float | None = None  # when the model was recorded RUNNING (the state machine's time)
 
     def transition_active(self, now: float) -> bool:
         return self.transition is not None and (
@@ -121,6 +127,11 @@ def work_waiting(state: ServingState, observation: Observation, policy: Policy) 
     return observation.now - state.deferred_at <= policy.pending_ttl_seconds
 
 
+def running_since(state: ServingState, observation: Observation) -> float | None:
+    """When the model now seen RUNNING was recorded RUNNING; None when it is not RUNNING."""
+    return state.running_since if observation.model_status == Status.RUNNING else None
+
+
 def desired_state(state: ServingState, observation: Observation, policy: Policy) -> tuple[Desired, str]:
     now = observation.now
     if state.override is not None and state.override.active(now):
@@ -130,6 +141,9 @@ def desired_state(state: ServingState, observation: Observation, policy: Policy)
     idle = policy.idle_threshold_seconds
     if state.last_detection_at is not None and now - state.last_detection_at < idle:
         return Desired.RUNNING, f"last detection less than {idle:.0f} s ago (idle threshold)"
+    started = running_since(state, observation)
+    if started is not None and now - started < idle:
+        return Desired.RUNNING, f"became RUNNING less than {idle:.0f} s ago (idle threshold)"
     if observation.in_window:
         return Desired.RUNNING, "inside a serving window"
     return Desired.STOPPED, f"no work for {idle:.0f} s (idle threshold), outside serving windows"

@@ -34,7 +34,7 @@ from botocore.exceptions import ClientError
 from lambdas.common import aws
 from lambdas.common.constants import ITEM_SERVING, PROJECT_PK_PREFIX, STATE_PK, STATE_SK
 from lambdas.serving.idle import FinishedTransition, IdleHistory
-from lambdas.serving.policy import Desired, Override, ServingState
+from lambdas.serving.policy import Desired, Override, ServingState, Status
 
 
 def serving_key(project: str) -> dict[str, Any]:
@@ -109,6 +109,9 @@ def state_from_item(item: dict[str, Any]) -> ServingState:
         start_attempts=int(_read_number(item, "start_attempts") or 0),
         idle=history_from_item(item),
         finished=finished_from_item(item),
+        running_since=_read_time(item, "status_changed_at")
+        if item.get("model_status", {}).get("S") == Status.RUNNING
+        else None,
     )
 
 

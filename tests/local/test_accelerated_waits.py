@@ -1,15 +1,21 @@
 """Offline waits follow the runtime's accelerated clock: an SQS message delay, the functions' clock
-(lambdas.common.clock), and nothing changes at speed 1 or after the runtime is gone."""
+(lambdas.common.clock), Step Functions' `$$.State.EnteredTime`, and nothing changes at speed 1 or
+after the runtime is gone."""
 
 from __future__ import annotations
 
+import json
 import time
+from datetime import UTC, datetime, timedelta
 
 import boto3
+import pytest
 from moto import mock_aws
 
+from autopilot.local.runtime import accelerated
 from autopilot.local.runtime.accelerated import waits_on
 from autopilot.local.schedules import SimulatedClock
+from autopilot.local.stepfunctions import run_execution
 from lambdas.common import clock as shared_clock
 
 
@@ -47,3 +53,46 @@ def test_the_functions_clock_is_the_runtime_clock_while_it_runs() -> None:
 def test_at_speed_one_nothing_is_patched() -> None:
     with waits_on(SimulatedClock(speed=1.0)):
         assert abs(shared_clock.now() - time.time()) < 5
+
+
+def _entered_time(clock: SimulatedClock) -> float:
+    """Runs a one-state machine that returns its `$$.State.EnteredTime`, as epoch seconds."""
+    definition = {
+        "StartAt": "Stamp",
+        "States": {"Stamp": {"Type": "Pass", "Parameters": {"at.$": "$$.State.EnteredTime"}, "End": True}},
+    }
+    with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}), waits_on(clock):  # type: ignore[arg-type]
+        sfn = boto3.client("stepfunctions", region_name="us-east-1")
+        arn = sfn.create_state_machine(
+            name="stamp",
+            definition=json.dumps(definition),
+            roleArn="arn:aws:iam::123456789012:role/machine",
+        )["stateMachineArn"]
+        result = run_execution(sfn, arn, {}, timeout_s=60)
+    assert result.succeeded and isinstance(result.output, dict)
+    return datetime.fromisoformat(str(result.output["at"]).replace("Z", "+00:00")).timestamp()
+
+
+def test_step_functions_entered_time_is_on_the_runtime_clock() -> None:
+    # Given a runtime clock that starts a year ahead of the wall clock and runs x1000
+    clock = SimulatedClock(speed=1000.0, start=datetime.now(UTC) + timedelta(days=365))
+    before = clock.now().timestamp()
+    # When a state machine stamps a state with $$.State.EnteredTime
+    entered = _entered_time(clock)
+    # Then the stamp is the runtime's time, not the wall clock's (which is a year behind)
+    assert before <= entered <= clock.now().timestamp()
+    assert entered - time.time() > 300 * 86400
+
+
+def test_a_moto_that_stamps_entered_time_elsewhere_fails_loudly(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given a moto whose state module no longer stamps with its `datetime` module
+    import importlib
+
+    module = importlib.import_module(accelerated._STATE_MODULE)
+    monkeypatch.setattr(module, "datetime", object())
+    # Then the runtime refuses to start rather than run Step Functions on the wall clock
+    with pytest.raises(RuntimeError, match="EnteredTime would not follow the local clock"):
+        with waits_on(SimulatedClock(speed=10.0)):
+            pass
+    # And the functions' clock was put back
+    assert abs(shared_clock.now() - time.time()) < 5

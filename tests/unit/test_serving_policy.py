@@ -130,3 +130,44 @@ def test_timing_helpers() -> None:
     assert pending_ttl_seconds(60, 1) == 240
     assert max_polls(60) == 60
     assert max_polls(7) == 515
+
+
+def test_the_idle_clock_of_a_freshly_started_model_starts_at_running() -> None:
+    # Given a model recorded RUNNING 30 s ago, started for images whose last deferral (2 h ago)
+    # and last detection (3 h ago) are both older than the 15 idle minutes
+    state = ServingState(deferred_at=NOW - 7200, last_detection_at=NOW - 10800, running_since=NOW - 30)
+    # When the controller decides with the queue empty
+    decision = run(state, observe("RUNNING"))
+    # Then the model keeps running: its 15 idle minutes count from RUNNING
+    assert (decision.desired, decision.action) == (Desired.RUNNING, Action.NONE)
+    assert decision.reason == "became RUNNING less than 900 s ago (idle threshold)"
+
+
+def test_deferred_images_classified_with_the_first_ones_find_the_fresh_model_up() -> None:
+    # Given the invocation that classified the first image also deferred the others (one time for
+    # both markers, so they do not count as waiting) and the 60 s idle threshold has passed since
+    # that invocation began, while the model was recorded RUNNING 10 s ago
+    rules = Policy(idle_minutes=1, start_retry_limit=2, pending_ttl_seconds=122)
+    state = ServingState(deferred_at=NOW - 100, last_detection_at=NOW - 100, running_since=NOW - 10)
+    # Then the controller does not stop it
+    assert decide(state, observe("RUNNING", backlog=20), rules).action is Action.NONE
+    # And without the RUNNING record (the old behaviour) it would have stopped it
+    unrecorded = ServingState(deferred_at=NOW - 100, last_detection_at=NOW - 100)
+    assert decide(unrecorded, observe("RUNNING", backlog=20), rules).action is Action.STOP
+
+
+def test_a_model_running_for_the_idle_threshold_without_work_is_stopped() -> None:
+    # Given a model RUNNING for exactly 15 minutes with no detection since
+    state = ServingState(last_detection_at=NOW - 10800, running_since=NOW - 900)
+    # Then it is stopped as idle
+    decision = run(state, observe("RUNNING"))
+    assert decision.action is Action.STOP
+    assert decision.reason == "no work for 900 s (idle threshold), outside serving windows"
+
+
+def test_a_running_record_counts_only_while_the_model_is_running() -> None:
+    # Given the item still says RUNNING since a minute ago but the model is STOPPED now (stopped
+    # by hand, or it failed): nothing asks for it
+    state = ServingState(running_since=NOW - 60)
+    decision = run(state, observe("STOPPED"))
+    assert (decision.desired, decision.action) == (Desired.STOPPED, Action.NONE)

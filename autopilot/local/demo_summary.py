@@ -13,10 +13,12 @@ import boto3
 
 from lambdas.common.constants import (
     EVENT_MODEL_RUNNING,
+    EVENT_MODEL_STARTING,
     EVENT_MODEL_STOPPED,
     EVENT_TRAINING_COMPLETED,
     EVENT_VERSION_PROMOTED,
     INFERENCE_FOLDER,
+    OUTPUT_STATE_TABLE,
 )
 
 if TYPE_CHECKING:
@@ -115,11 +117,26 @@ def summarize(runtime: LocalRuntime, options: DemoOptions, split: DemoSplit | No
         Counter(published.topic_arn.rsplit(":", 1)[-1] for published in runtime.published)
     )
     summary["inference_unit_hours"] = inference_unit_hours(runtime, options.speed)
+    summary["model_starts"] = len(project_events(runtime, project, EVENT_MODEL_STARTING))
+    summary["measured_transitions"] = measured_transitions(runtime, project)
     summary["function_invocations"] = len(runtime.lambdas.invocations)
     summary["function_errors"] = sum(1 for i in runtime.lambdas.invocations if i.error is not None)
     summary["dead_letter_messages"] = runtime.dead_letter_depths()
     summary["step_functions_executions"] = dict(Counter(runtime.executions.values()))
     return summary
+
+
+def measured_transitions(runtime: LocalRuntime, project: str) -> dict[str, Any]:
+    """The start and stop durations (simulated seconds) the controller measured from the model's
+    own transitions: what the adaptive idle threshold learns a restart costs."""
+    from lambdas.serving.state import ServingStore
+
+    try:
+        store = ServingStore(runtime.output(OUTPUT_STATE_TABLE), boto3.client("dynamodb"))
+        history = store.load(project).idle
+    except Exception as error:  # the summary reports what it can
+        return {"unavailable": str(error)}
+    return {"start_seconds": list(history.start_seconds), "stop_seconds": list(history.stop_seconds)}
 
 
 def inference_unit_hours(runtime: LocalRuntime, speed: float) -> dict[str, Any]:

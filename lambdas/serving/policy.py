@@ -15,6 +15,11 @@ Desired state: RUNNING if any of
     minutes; the images deferred meanwhile come back at their own pace (a deferral delay, a
     throttling backoff) and must find the model still up, even when the detection that
     classified the first of them also deferred the rest (same time: not counted as waiting);
+  * the model is RUNNING and an image was deferred within the pending window while the queue is
+    not empty: a detection after the deferral may have served other images, so the deferred ones
+    may still wait. Too weak to start a stopped model for (a start costs minutes; the deferred
+    images come back and mark the work again), strong enough not to stop a running one (keeping
+    it costs at most the pending window; stopping it costs a restart and the images' wait);
   * the clock is inside a serving window;
 otherwise STOPPED. The controller ticks every `controller_rate_minutes`, so an idle model is
 stopped at the first tick at or after last detection + the idle threshold.
@@ -119,12 +124,19 @@ class Decision:
     gave_up: bool = False
 
 
-def work_waiting(state: ServingState, observation: Observation, policy: Policy) -> bool:
+def deferred_work_pending(state: ServingState, observation: Observation, policy: Policy) -> bool:
+    """A recent deferral and a non-empty queue, whether or not a detection came after it."""
     if state.deferred_at is None or observation.queue_backlog <= 0:
         return False
-    if state.last_detection_at is not None and state.deferred_at <= state.last_detection_at:
-        return False
     return observation.now - state.deferred_at <= policy.pending_ttl_seconds
+
+
+def work_waiting(state: ServingState, observation: Observation, policy: Policy) -> bool:
+    """Images deferred after the last detection wait: a recent deferral the model has not served."""
+    detected, deferred = state.last_detection_at, state.deferred_at
+    if detected is not None and deferred is not None and deferred <= detected:
+        return False
+    return deferred_work_pending(state, observation, policy)
 
 
 def running_since(state: ServingState, observation: Observation) -> float | None:
@@ -144,6 +156,8 @@ def desired_state(state: ServingState, observation: Observation, policy: Policy)
     started = running_since(state, observation)
     if started is not None and now - started < idle:
         return Desired.RUNNING, f"became RUNNING less than {idle:.0f} s ago (idle threshold)"
+    if observation.model_status == Status.RUNNING and deferred_work_pending(state, observation, policy):
+        return Desired.RUNNING, "images deferred within the pending window may still wait in the queue"
     if observation.in_window:
         return Desired.RUNNING, "inside a serving window"
     return Desired.STOPPED, f"no work for {idle:.0f} s (idle threshold), outside serving windows"

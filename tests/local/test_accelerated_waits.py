@@ -91,8 +91,25 @@ def test_a_moto_that_stamps_entered_time_elsewhere_fails_loudly(monkeypatch: pyt
     module = importlib.import_module(accelerated._STATE_MODULE)
     monkeypatch.setattr(module, "datetime", object())
     # Then the runtime refuses to start rather than run Step Functions on the wall clock
-    with pytest.raises(RuntimeError, match="EnteredTime would not follow the local clock"):
-        with waits_on(SimulatedClock(speed=10.0)):
-            pass
+    with (
+        pytest.raises(RuntimeError, match="EnteredTime would not follow the local clock"),
+        waits_on(SimulatedClock(speed=10.0)),
+    ):
+        pass
     # And the functions' clock was put back
     assert abs(shared_clock.now() - time.time()) < 5
+
+
+def test_handler_compute_runs_at_real_pace_on_the_clock() -> None:
+    clock = SimulatedClock(speed=1000.0)
+    # Given 0.2 real seconds inside a handler (real pace), the clock moves about 0.2 s
+    before = clock.now().timestamp()
+    with clock.real_pace():
+        with clock.real_pace():  # nested (a handler that invokes another) counts once
+            time.sleep(0.1)
+        time.sleep(0.1)
+        inside = clock.now().timestamp() - before
+    assert 0.2 <= inside < 5
+    # And outside it runs 1000 times faster again
+    time.sleep(0.1)
+    assert clock.now().timestamp() - before - inside >= 100

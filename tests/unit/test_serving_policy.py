@@ -145,14 +145,14 @@ def test_the_idle_clock_of_a_freshly_started_model_starts_at_running() -> None:
 
 def test_deferred_images_classified_with_the_first_ones_find_the_fresh_model_up() -> None:
     # Given the invocation that classified the first image also deferred the others (one time for
-    # both markers, so they do not count as waiting) and the 60 s idle threshold has passed since
-    # that invocation began, while the model was recorded RUNNING 10 s ago
+    # both markers, so they do not count as waiting) longer ago than the 60 s idle threshold and
+    # the 122 s pending window, while the model was recorded RUNNING 10 s ago
     rules = Policy(idle_minutes=1, start_retry_limit=2, pending_ttl_seconds=122)
-    state = ServingState(deferred_at=NOW - 100, last_detection_at=NOW - 100, running_since=NOW - 10)
+    state = ServingState(deferred_at=NOW - 130, last_detection_at=NOW - 130, running_since=NOW - 10)
     # Then the controller does not stop it
     assert decide(state, observe("RUNNING", backlog=20), rules).action is Action.NONE
     # And without the RUNNING record (the old behaviour) it would have stopped it
-    unrecorded = ServingState(deferred_at=NOW - 100, last_detection_at=NOW - 100)
+    unrecorded = ServingState(deferred_at=NOW - 130, last_detection_at=NOW - 130)
     assert decide(unrecorded, observe("RUNNING", backlog=20), rules).action is Action.STOP
 
 
@@ -171,3 +171,20 @@ def test_a_running_record_counts_only_while_the_model_is_running() -> None:
     state = ServingState(running_since=NOW - 60)
     decision = run(state, observe("STOPPED"))
     assert (decision.desired, decision.action) == (Desired.STOPPED, Action.NONE)
+
+
+def test_a_running_model_is_not_stopped_while_deferred_images_may_still_wait() -> None:
+    # Given images deferred 100 s ago while the model started, a detection of other images since
+    # (an idle minute ago), and messages still in the queue (delayed or in flight)
+    rules = Policy(idle_minutes=1, start_retry_limit=2, pending_ttl_seconds=240)
+    state = ServingState(deferred_at=NOW - 100, last_detection_at=NOW - 60)
+    # Then the running model keeps running
+    decision = decide(state, observe("RUNNING", backlog=20), rules)
+    assert (decision.desired, decision.action) == (Desired.RUNNING, Action.NONE)
+    assert decision.reason == "images deferred within the pending window may still wait in the queue"
+    # But that alone does not start a stopped model (the deferred images mark the work again)
+    assert decide(state, observe("STOPPED", backlog=20), rules).action is Action.NONE
+    # And once the deferral is older than the pending window, or the queue is empty, it is stopped
+    stale = ServingState(deferred_at=NOW - 241, last_detection_at=NOW - 60)
+    assert decide(stale, observe("RUNNING", backlog=20), rules).action is Action.STOP
+    assert decide(state, observe("RUNNING", backlog=0), rules).action is Action.STOP

@@ -70,6 +70,7 @@ class LocalRuntime:
         self._stop = threading.Event()
         self._pump_lock = threading.Lock()
         self.lambdas.listeners.append(self._on_invocation)
+        self.lambdas.pace = self.clock.real_pace  # handler compute at real pace on the clock
         self.lambda_url: str | None = None
         self.moto_url: str | None = None
 

@@ -32,6 +32,7 @@ from autopilot.local.demo_summary import (
 )
 from autopilot.local.runtime import LocalRuntime, patched_environ, running_stack
 from autopilot.local.sample_data import DemoSplit, demo_split
+from autopilot.local.synth_cache import cached_template
 from autopilot.local.template import deep_merge, synth_template
 from autopilot.local.wiring import TimelineEntry
 from lambdas.common.constants import (
@@ -225,10 +226,19 @@ class Demo:
 
         def synthesize() -> str:
             nonlocal template
-            template = synth_template(demo_context(options), outdir=str(options.state_dir / "cdk.out"))
+            from infra.app_factory import REPO_ROOT
+
+            context = demo_context(options)
+            template, reused = cached_template(
+                lambda: synth_template(context, outdir=str(options.state_dir / "cdk.out")),
+                REPO_ROOT,
+                context,
+                options.state_dir,
+            )
             split_ready.join()
             kinds = [res.get("Type") for res in template.get("Resources", {}).values()]
-            return f"{len(kinds)} resources from the CDK app"
+            source = "the last synthesis (sources unchanged)" if reused else "the CDK app"
+            return f"{len(kinds)} resources from {source}"
 
         self.phase("synthesize the CDK app", synthesize)
         if self._failed:

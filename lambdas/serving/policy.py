@@ -153,13 +153,13 @@ def desired_state(state: ServingState, observation: Observation, policy: Policy)
     idle = policy.idle_threshold_seconds
     if state.last_detection_at is not None and now - state.last_detection_at < idle:
         return Desired.RUNNING, f"last detection less than {idle:.0f} s ago (idle threshold)"
+    if observation.in_window:
+        return Desired.RUNNING, "inside a serving window"
     started = running_since(state, observation)
-    if started is not None and now - started < idle:
+    if started is not None and 0 <= now - started < idle:  # a record ahead of `now`: clocks disagree
         return Desired.RUNNING, f"became RUNNING less than {idle:.0f} s ago (idle threshold)"
     if observation.model_status == Status.RUNNING and deferred_work_pending(state, observation, policy):
         return Desired.RUNNING, "images deferred within the pending window may still wait in the queue"
-    if observation.in_window:
-        return Desired.RUNNING, "inside a serving window"
     return Desired.STOPPED, f"no work for {idle:.0f} s (idle threshold), outside serving windows"
 
 

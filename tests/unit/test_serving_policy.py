@@ -188,3 +188,10 @@ def test_a_running_model_is_not_stopped_while_deferred_images_may_still_wait() -
     stale = ServingState(deferred_at=NOW - 241, last_detection_at=NOW - 60)
     assert decide(stale, observe("RUNNING", backlog=20), rules).action is Action.STOP
     assert decide(state, observe("RUNNING", backlog=0), rules).action is Action.STOP
+
+
+def test_a_running_record_ahead_of_the_controllers_clock_is_ignored() -> None:
+    # Given a RUNNING record a minute in the controller's future (two clocks that disagree)
+    state = ServingState(running_since=NOW + 60)
+    # Then it does not keep the model up: the idle clock falls back to the last detection
+    assert run(state, observe("RUNNING")).action is Action.STOP

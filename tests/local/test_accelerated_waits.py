@@ -4,6 +4,7 @@ after the runtime is gone."""
 
 from __future__ import annotations
 
+import datetime as datetime_module
 import json
 import time
 from datetime import UTC, datetime, timedelta
@@ -113,3 +114,16 @@ def test_handler_compute_runs_at_real_pace_on_the_clock() -> None:
     # And outside it runs 1000 times faster again
     time.sleep(0.1)
     assert clock.now().timestamp() - before - inside >= 100
+
+
+def test_nested_runtimes_each_stamp_with_their_clock_and_restore_the_outer_one() -> None:
+    import importlib
+
+    module = importlib.import_module(accelerated._STATE_MODULE)
+    outer, inner = SimulatedClock(speed=10.0), SimulatedClock(speed=20.0)
+    with accelerated.entered_time_on(outer):
+        stamped_by_outer = module.datetime
+        with accelerated.entered_time_on(inner):
+            assert module.datetime is not stamped_by_outer
+        assert module.datetime is stamped_by_outer
+    assert module.datetime is datetime_module

@@ -40,7 +40,7 @@ def _clock_datetime(clock: SimulatedClock) -> types.SimpleNamespace:
         def now(cls, tz: datetime.tzinfo | None = None) -> datetime.datetime:  # type: ignore[override]
             return datetime.datetime.fromtimestamp(clock.now().timestamp(), tz)
 
-    return types.SimpleNamespace(datetime=ClockDatetime, timezone=datetime.timezone)
+    return types.SimpleNamespace(datetime=ClockDatetime, timezone=datetime.timezone, local_clock=True)
 
 
 @contextlib.contextmanager
@@ -51,7 +51,8 @@ def entered_time_on(clock: SimulatedClock) -> Iterator[None]:
     module = importlib.import_module(_STATE_MODULE)
     base = getattr(module, "CommonStateField", None)
     body = getattr(base, "_eval_body", None)
-    if getattr(module, "datetime", None) is not datetime or body is None:
+    saved = getattr(module, "datetime", None)
+    if not (saved is datetime or getattr(saved, "local_clock", False)) or body is None:
         raise RuntimeError(
             f"{_STATE_MODULE} no longer stamps states with its `datetime` module (a different moto "
             "version?): $$.State.EnteredTime would not follow the local clock; adapt "
@@ -66,7 +67,7 @@ def entered_time_on(clock: SimulatedClock) -> Iterator[None]:
     try:
         yield
     finally:
-        module.datetime = datetime  # type: ignore[attr-defined]
+        module.datetime = saved  # type: ignore[attr-defined]  # an enclosing runtime's clock, or none
 
 
 @contextlib.contextmanager

@@ -10,6 +10,7 @@ Desired state: RUNNING if any of
     deferral is recent (deferred messages come back and refresh it) and the queue is not empty;
   * the last detection was less than the idle threshold ago (idle.choose_threshold: learned from
     the project's idle gaps, at most `idle_minutes`, and `idle_minutes` while the history is short);
+  * the clock is inside a serving window;
   * the model became RUNNING less than the idle threshold ago: the idle clock of a model that was
     just started starts at RUNNING, not at the last detection before the start. A start takes
     minutes; the images deferred meanwhile come back at their own pace (a deferral delay, a
@@ -20,9 +21,9 @@ Desired state: RUNNING if any of
     may still wait. Too weak to start a stopped model for (a start costs minutes; the deferred
     images come back and mark the work again), strong enough not to stop a running one (keeping
     it costs at most the pending window; stopping it costs a restart and the images' wait);
-  * the clock is inside a serving window;
-otherwise STOPPED. The controller ticks every `controller_rate_minutes`, so an idle model is
-stopped at the first tick at or after last detection + the idle threshold.
+otherwise STOPPED (checked in this order; the reason names the first that holds). The controller
+ticks every `controller_rate_minutes`, so an idle model is stopped at the first tick at or after
+the later of last detection and RUNNING, plus the idle threshold.
 
 Actions never overlap a transition: nothing is started or stopped while one is recorded on the
 SERVING item (until it expires) or while the model reports STARTING or STOPPING. A start that

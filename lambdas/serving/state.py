@@ -9,7 +9,8 @@ Attributes (times are epoch seconds, numbers)::
                            with transition_started_at, transition_expires_at, execution_arn
     start_attempts         starts made since the model was last seen RUNNING or last unwanted
     model_status           last status the controller or the state machine saw, with
-                           status_changed_at (ISO time, written by the state machine)
+                           status_changed_at (ISO time, written by the state machine; with
+                           RUNNING, when the model became RUNNING: its idle clock starts there)
     last_transition        START | STOP: the kind of the last transition requested (kept after
                            the lock is released, so its duration can be measured)
     idle_gaps, start_seconds, stop_seconds, demand_at, demand_quiet, measured_transition_at,

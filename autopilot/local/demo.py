@@ -31,6 +31,7 @@ from autopilot.local.demo_summary import (
 )
 from autopilot.local.runtime import LocalRuntime, patched_environ, running_stack
 from autopilot.local.sample_data import DemoSplit, demo_split
+from autopilot.local.synth_cache import cached_template
 from autopilot.local.template import assembly_template, synth_template
 from autopilot.local.wiring import TimelineEntry
 from lambdas.common.constants import (
@@ -157,11 +158,20 @@ class Demo:
                     template = assembly_template(options.app)
                 except ValueError as error:
                     raise PhaseFailedError(str(error)) from error
+                source = f"the cloud assembly {options.app}"
             else:
-                template = synth_template(demo_context(options), outdir=str(options.state_dir / "cdk.out"))
+                from infra.app_factory import REPO_ROOT
+
+                context = demo_context(options)
+                template, reused = cached_template(
+                    lambda: synth_template(context, outdir=str(options.state_dir / "cdk.out")),
+                    REPO_ROOT,
+                    context,
+                    options.state_dir,
+                )
+                source = "the last synthesis (sources unchanged)" if reused else "the CDK app"
             split_ready.join()
             kinds = [res.get("Type") for res in template.get("Resources", {}).values()]
-            source = f"the cloud assembly {options.app}" if options.app is not None else "the CDK app"
             return f"{len(kinds)} resources from {source}"
 
         self.phase("read the cloud assembly" if options.app else "synthesize the CDK app", synthesize)

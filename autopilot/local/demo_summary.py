@@ -13,10 +13,16 @@ import boto3
 
 from lambdas.common.constants import (
     EVENT_MODEL_RUNNING,
+    EVENT_MODEL_STARTING,
     EVENT_MODEL_STOPPED,
     EVENT_TRAINING_COMPLETED,
     EVENT_VERSION_PROMOTED,
     INFERENCE_FOLDER,
+    ITEM_USAGE_PREFIX,
+    OUTPUT_STATE_TABLE,
+    PROJECT_PK_PREFIX,
+    STATE_PK,
+    STATE_SK,
 )
 
 if TYPE_CHECKING:
@@ -114,7 +120,9 @@ def summarize(runtime: LocalRuntime, options: DemoOptions, split: DemoSplit | No
     summary["messages_published"] = dict(
         Counter(published.topic_arn.rsplit(":", 1)[-1] for published in runtime.published)
     )
-    summary["inference_unit_hours"] = inference_unit_hours(runtime, options.speed)
+    summary["inference_unit_hours"] = inference_unit_hours(runtime, options.speed, project)
+    summary["model_starts"] = len(project_events(runtime, project, EVENT_MODEL_STARTING))
+    summary["measured_transitions"] = measured_transitions(runtime, project)
     summary["function_invocations"] = len(runtime.lambdas.invocations)
     summary["function_errors"] = sum(1 for i in runtime.lambdas.invocations if i.error is not None)
     summary["dead_letter_messages"] = runtime.dead_letter_depths()
@@ -129,8 +137,22 @@ def summarize(runtime: LocalRuntime, options: DemoOptions, split: DemoSplit | No
     return summary
 
 
-def inference_unit_hours(runtime: LocalRuntime, speed: float) -> dict[str, Any]:
-    """Running time between model.running and model.stopped, times the inference units."""
+def measured_transitions(runtime: LocalRuntime, project: str) -> dict[str, Any]:
+    """The start and stop durations (simulated seconds) the controller measured from the model's
+    own transitions: what the adaptive idle threshold learns a restart costs."""
+    from lambdas.serving.state import ServingStore
+
+    try:
+        store = ServingStore(runtime.output(OUTPUT_STATE_TABLE), boto3.client("dynamodb"))
+        history = store.load(project).idle
+    except Exception as error:  # the summary reports what it can
+        return {"unavailable": str(error)}
+    return {"start_seconds": list(history.start_seconds), "stop_seconds": list(history.stop_seconds)}
+
+
+def inference_unit_hours(runtime: LocalRuntime, speed: float, project: str = "") -> dict[str, Any]:
+    """Running time between model.running and model.stopped (real seconds), and the inference-unit
+    hours of the usage ledger the model control workflow wrote (on the runtime's clock, as on AWS)."""
     running = [p for p in runtime.published if (p.json() or {}).get("type") == EVENT_MODEL_RUNNING]
     stopped = [p for p in runtime.published if (p.json() or {}).get("type") == EVENT_MODEL_STOPPED]
     if not running:
@@ -138,12 +160,42 @@ def inference_unit_hours(runtime: LocalRuntime, speed: float) -> dict[str, Any]:
     end = stopped[-1].received_at if stopped else time.monotonic()
     seconds = max(0.0, end - running[0].received_at)
     units = int((running[0].json().get("detail") or {}).get("min_inference_units", 1) or 1)
-    # The engine runs its simulated durations `speed` times faster than AWS would.
+    ledger = ledger_iu_hours(runtime, project) if project else None
     return {
         "local_seconds": round(seconds, 1),
         "inference_units": units,
-        "iu_hours_at_aws_pace": round(seconds * speed * units / 3600, 3),
+        # The ledger's hours; without it the real seconds at the clock's speed.
+        "iu_hours_at_aws_pace": round(ledger if ledger is not None else seconds * speed * units / 3600, 3),
     }
+
+
+def ledger_iu_hours(runtime: LocalRuntime, project: str) -> float | None:
+    """IU-hours of the project's usage ledger up to the runtime's now; None when it cannot be read."""
+    from lambdas.serving import usage
+
+    try:
+        items = boto3.client("dynamodb").query(
+            TableName=runtime.output(OUTPUT_STATE_TABLE),
+            KeyConditionExpression="#pk = :pk AND begins_with(#sk, :usage)",
+            ExpressionAttributeNames={"#pk": STATE_PK, "#sk": STATE_SK},
+            ExpressionAttributeValues={
+                ":pk": {"S": f"{PROJECT_PK_PREFIX}{project}"},
+                ":usage": {"S": ITEM_USAGE_PREFIX},
+            },
+            ConsistentRead=True,
+        )["Items"]
+        entries = [
+            usage.LedgerEntry(
+                item["status"]["S"],
+                usage.parse_time(item["at"]["S"]),
+                item["version"]["S"],
+                int(item["units"]["N"]),
+            )
+            for item in items
+        ]
+    except Exception:  # the summary reports what it can
+        return None
+    return usage.iu_hours(usage.intervals(entries, runtime.clock.now().timestamp()))
 
 
 def print_summary(report: DemoReport, say: Callable[[str], None]) -> None:

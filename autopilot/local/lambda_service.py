@@ -115,6 +115,8 @@ class LocalLambdaService:
         self.capture_output = bool(capture_output)
         self.invocations: list[Invocation] = []
         self.listeners: list[Callable[[Invocation], None]] = []
+        # Entered around every handler run: the runtime's clock runs at real pace meanwhile.
+        self.pace: Callable[[], contextlib.AbstractContextManager[None]] = contextlib.nullcontext
         self._functions: dict[str, RegisteredFunction] = {}
         self._lock = threading.RLock()
         self._registry_lock = threading.Lock()
@@ -190,7 +192,7 @@ class LocalLambdaService:
             timeout_s=function.timeout_s,
         )
         started = time.monotonic()
-        with self._lock, self._environment(function), self._captured():
+        with self._lock, self.pace(), self._environment(function), self._captured():
             scope = self.invocation_scope
             try:
                 handler = _load_handler(function.handler)

@@ -11,8 +11,19 @@ Desired state: RUNNING if any of
   * the last detection was less than the idle threshold ago (idle.choose_threshold: learned from
     the project's idle gaps, at most `idle_minutes`, and `idle_minutes` while the history is short);
   * the clock is inside a serving window;
-otherwise STOPPED. The controller ticks every `controller_rate_minutes`, so an idle model is
-stopped at the first tick at or after last detection + the idle threshold.
+  * the model became RUNNING less than the idle threshold ago: the idle clock of a model that was
+    just started starts at RUNNING, not at the last detection before the start. A start takes
+    minutes; the images deferred meanwhile come back at their own pace (a deferral delay, a
+    throttling backoff) and must find the model still up, even when the detection that
+    classified the first of them also deferred the rest (same time: not counted as waiting);
+  * the model is RUNNING and an image was deferred within the pending window while the queue is
+    not empty: a detection after the deferral may have served other images, so the deferred ones
+    may still wait. Too weak to start a stopped model for (a start costs minutes; the deferred
+    images come back and mark the work again), strong enough not to stop a running one (keeping
+    it costs at most the pending window; stopping it costs a restart and the images' wait);
+otherwise STOPPED (checked in this order; the reason names the first that holds). The controller
+ticks every `controller_rate_minutes`, so an idle model is stopped at the first tick at or after
+the later of last detection and RUNNING, plus the idle threshold.
 
 Actions never overlap a transition: nothing is started or stopped while one is recorded on the
 SERVING item (until it expires) or while the model reports STARTING or STOPPING. A start that
@@ -77,6 +88,7 @@ class ServingState:
     start_attempts: int = 0
     idle: IdleHistory = field(default_factory=IdleHistory)
     finished: FinishedTransition | None = None  # the last transition requested, for its duration
+    running_since: float | None = None  # when the model was recorded RUNNING (the state machine's time)
 
     def transition_active(self, now: float) -> bool:
         return self.transition is not None and (
@@ -113,12 +125,24 @@ class Decision:
     gave_up: bool = False
 
 
-def work_waiting(state: ServingState, observation: Observation, policy: Policy) -> bool:
+def deferred_work_pending(state: ServingState, observation: Observation, policy: Policy) -> bool:
+    """A recent deferral and a non-empty queue, whether or not a detection came after it."""
     if state.deferred_at is None or observation.queue_backlog <= 0:
         return False
-    if state.last_detection_at is not None and state.deferred_at <= state.last_detection_at:
-        return False
     return observation.now - state.deferred_at <= policy.pending_ttl_seconds
+
+
+def work_waiting(state: ServingState, observation: Observation, policy: Policy) -> bool:
+    """Images deferred after the last detection wait: a recent deferral the model has not served."""
+    detected, deferred = state.last_detection_at, state.deferred_at
+    if detected is not None and deferred is not None and deferred <= detected:
+        return False
+    return deferred_work_pending(state, observation, policy)
+
+
+def running_since(state: ServingState, observation: Observation) -> float | None:
+    """When the model now seen RUNNING was recorded RUNNING; None when it is not RUNNING."""
+    return state.running_since if observation.model_status == Status.RUNNING else None
 
 
 def desired_state(state: ServingState, observation: Observation, policy: Policy) -> tuple[Desired, str]:
@@ -132,6 +156,11 @@ def desired_state(state: ServingState, observation: Observation, policy: Policy)
         return Desired.RUNNING, f"last detection less than {idle:.0f} s ago (idle threshold)"
     if observation.in_window:
         return Desired.RUNNING, "inside a serving window"
+    started = running_since(state, observation)
+    if started is not None and 0 <= now - started < idle:  # a record ahead of `now`: clocks disagree
+        return Desired.RUNNING, f"became RUNNING less than {idle:.0f} s ago (idle threshold)"
+    if observation.model_status == Status.RUNNING and deferred_work_pending(state, observation, policy):
+        return Desired.RUNNING, "images deferred within the pending window may still wait in the queue"
     return Desired.STOPPED, f"no work for {idle:.0f} s (idle threshold), outside serving windows"
 
 

@@ -9,7 +9,8 @@ Attributes (times are epoch seconds, numbers)::
                            with transition_started_at, transition_expires_at, execution_arn
     start_attempts         starts made since the model was last seen RUNNING or last unwanted
     model_status           last status the controller or the state machine saw, with
-                           status_changed_at (ISO time, written by the state machine)
+                           status_changed_at (ISO time, written by the state machine; with
+                           RUNNING, when the model became RUNNING: its idle clock starts there)
     last_transition        START | STOP: the kind of the last transition requested (kept after
                            the lock is released, so its duration can be measured)
     idle_gaps, start_seconds, stop_seconds, demand_at, demand_quiet, measured_transition_at,
@@ -34,7 +35,7 @@ from botocore.exceptions import ClientError
 from lambdas.common import aws
 from lambdas.common.constants import ITEM_SERVING, PROJECT_PK_PREFIX, STATE_PK, STATE_SK
 from lambdas.serving.idle import FinishedTransition, IdleHistory
-from lambdas.serving.policy import Desired, Override, ServingState
+from lambdas.serving.policy import Desired, Override, ServingState, Status
 
 
 def serving_key(project: str) -> dict[str, Any]:
@@ -109,6 +110,9 @@ def state_from_item(item: dict[str, Any]) -> ServingState:
         start_attempts=int(_read_number(item, "start_attempts") or 0),
         idle=history_from_item(item),
         finished=finished_from_item(item),
+        running_since=_read_time(item, "status_changed_at")
+        if item.get("model_status", {}).get("S") == Status.RUNNING
+        else None,
     )
 
 

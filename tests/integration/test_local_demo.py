@@ -46,6 +46,11 @@ def test_demo_runs_every_phase_and_reports_its_figures(tmp_path: Path) -> None:
     assert "shuffled with seed 7" in summary["split"]
     assert sum(summary["messages_published"].values()) >= 10
     assert summary["inference_unit_hours"]["local_seconds"] > 0
+    # The model was started once for the held-out images and not stopped before they were served
+    assert summary["model_starts"] == 1, out.getvalue()[-3000:]
+    # The controller measured that start from the model's own transition, on one clock (positive)
+    starts = summary["measured_transitions"]["start_seconds"]
+    assert len(starts) == 1 and 0 < starts[0] <= 3600, summary["measured_transitions"]
     assert summary["function_errors"] == 0
     # Every call and delivery was checked against the synthesized policies, and none was denied
     # (108 distinct triples in the run that set this floor)

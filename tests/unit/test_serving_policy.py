@@ -130,3 +130,68 @@ def test_timing_helpers() -> None:
     assert pending_ttl_seconds(60, 1) == 240
     assert max_polls(60) == 60
     assert max_polls(7) == 515
+
+
+def test_the_idle_clock_of_a_freshly_started_model_starts_at_running() -> None:
+    # Given a model recorded RUNNING 30 s ago, started for images whose last deferral (2 h ago)
+    # and last detection (3 h ago) are both older than the 15 idle minutes
+    state = ServingState(deferred_at=NOW - 7200, last_detection_at=NOW - 10800, running_since=NOW - 30)
+    # When the controller decides with the queue empty
+    decision = run(state, observe("RUNNING"))
+    # Then the model keeps running: its 15 idle minutes count from RUNNING
+    assert (decision.desired, decision.action) == (Desired.RUNNING, Action.NONE)
+    assert decision.reason == "became RUNNING less than 900 s ago (idle threshold)"
+
+
+def test_deferred_images_classified_with_the_first_ones_find_the_fresh_model_up() -> None:
+    # Given the invocation that classified the first image also deferred the others (one time for
+    # both markers, so they do not count as waiting) longer ago than the 60 s idle threshold and
+    # the 122 s pending window, while the model was recorded RUNNING 10 s ago
+    rules = Policy(idle_minutes=1, start_retry_limit=2, pending_ttl_seconds=122)
+    state = ServingState(deferred_at=NOW - 130, last_detection_at=NOW - 130, running_since=NOW - 10)
+    # Then the controller does not stop it
+    assert decide(state, observe("RUNNING", backlog=20), rules).action is Action.NONE
+    # And without the RUNNING record (the old behaviour) it would have stopped it
+    unrecorded = ServingState(deferred_at=NOW - 130, last_detection_at=NOW - 130)
+    assert decide(unrecorded, observe("RUNNING", backlog=20), rules).action is Action.STOP
+
+
+def test_a_model_running_for_the_idle_threshold_without_work_is_stopped() -> None:
+    # Given a model RUNNING for exactly 15 minutes with no detection since
+    state = ServingState(last_detection_at=NOW - 10800, running_since=NOW - 900)
+    # Then it is stopped as idle
+    decision = run(state, observe("RUNNING"))
+    assert decision.action is Action.STOP
+    assert decision.reason == "no work for 900 s (idle threshold), outside serving windows"
+
+
+def test_a_running_record_counts_only_while_the_model_is_running() -> None:
+    # Given the item still says RUNNING since a minute ago but the model is STOPPED now (stopped
+    # by hand, or it failed): nothing asks for it
+    state = ServingState(running_since=NOW - 60)
+    decision = run(state, observe("STOPPED"))
+    assert (decision.desired, decision.action) == (Desired.STOPPED, Action.NONE)
+
+
+def test_a_running_model_is_not_stopped_while_deferred_images_may_still_wait() -> None:
+    # Given images deferred 100 s ago while the model started, a detection of other images since
+    # (an idle minute ago), and messages still in the queue (delayed or in flight)
+    rules = Policy(idle_minutes=1, start_retry_limit=2, pending_ttl_seconds=240)
+    state = ServingState(deferred_at=NOW - 100, last_detection_at=NOW - 60)
+    # Then the running model keeps running
+    decision = decide(state, observe("RUNNING", backlog=20), rules)
+    assert (decision.desired, decision.action) == (Desired.RUNNING, Action.NONE)
+    assert decision.reason == "images deferred within the pending window may still wait in the queue"
+    # But that alone does not start a stopped model (the deferred images mark the work again)
+    assert decide(state, observe("STOPPED", backlog=20), rules).action is Action.NONE
+    # And once the deferral is older than the pending window, or the queue is empty, it is stopped
+    stale = ServingState(deferred_at=NOW - 241, last_detection_at=NOW - 60)
+    assert decide(stale, observe("RUNNING", backlog=20), rules).action is Action.STOP
+    assert decide(state, observe("RUNNING", backlog=0), rules).action is Action.STOP
+
+
+def test_a_running_record_ahead_of_the_controllers_clock_is_ignored() -> None:
+    # Given a RUNNING record a minute in the controller's future (two clocks that disagree)
+    state = ServingState(running_since=NOW + 60)
+    # Then it does not keep the model up: the idle clock falls back to the last detection
+    assert run(state, observe("RUNNING")).action is Action.STOP

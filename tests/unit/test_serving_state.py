@@ -104,3 +104,23 @@ def test_finished_transition_is_read_after_the_lock_is_released(
     assert store.load("digits").finished == FinishedTransition(
         "START", 1_795_428_000.0, 1_795_428_600.25, "RUNNING"
     )
+
+
+def test_running_since_is_the_state_machines_record_of_running(store: ServingStore, state_table: Any) -> None:
+    # Given the model control state machine recorded RUNNING at its EnteredTime
+    state_table.update_item(
+        TableName=STATE_TABLE,
+        Key=serving_key("digits"),
+        UpdateExpression="SET model_status = :s, status_changed_at = :t",
+        ExpressionAttributeValues={":s": {"S": "RUNNING"}, ":t": {"S": "2026-01-01T00:00:10.5Z"}},
+    )
+    # Then the controller reads that time as when the model became RUNNING
+    assert store.load("digits").running_since == 1767225610.5
+    # And a later STOPPED record leaves no running time
+    state_table.update_item(
+        TableName=STATE_TABLE,
+        Key=serving_key("digits"),
+        UpdateExpression="SET model_status = :s, status_changed_at = :t",
+        ExpressionAttributeValues={":s": {"S": "STOPPED"}, ":t": {"S": "2026-01-01T00:05:00Z"}},
+    )
+    assert store.load("digits").running_since is None

@@ -19,6 +19,7 @@ from autopilot.local.runtime.executions import ExecutionEvents
 from autopilot.local.runtime.polling import SqsPoller
 from autopilot.local.runtime.providers import sqs
 from autopilot.local.runtime.scheduling import Scheduling
+from autopilot.local.runtime.ttl import TtlSweeper
 from autopilot.local.schedules import SimulatedClock
 from autopilot.local.template import construct_path
 from autopilot.local.wiring import Schedule, TimelineEntry
@@ -69,10 +70,12 @@ class LocalRuntime:
         self.delivery = Delivery(self.ctx)
         self.scheduling = Scheduling(self.ctx, self.delivery)
         self.execution_events = ExecutionEvents(self.ctx)
+        self.ttl = TtlSweeper(self.ctx)  # DynamoDB TTL on the clock (lag: self.ttl.lag_s)
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._pump_lock = threading.Lock()
         self.lambdas.listeners.append(self._on_invocation)
+        self.lambdas.pace = self.clock.real_pace  # handler compute at real pace on the clock
         self.lambda_url: str | None = None
         self.moto_url: str | None = None
 
@@ -205,6 +208,7 @@ class LocalRuntime:
                 done += len(messages)
             done += self.scheduling.fire_due()
             self.execution_events.watch()
+            self.ttl.sweep()
             return done
 
     def run_until(self, predicate: Callable[[], bool], timeout_s: float, poll_s: float = 0.2) -> bool:

@@ -15,7 +15,6 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from infra.constructs.app import AppConstruct, AppScope
-from infra.constructs.function import AutopilotFunction
 from infra.constructs.nag import acknowledge_bucket_notifications_handler, acknowledge_iam5
 from infra.constructs.notifications import Notifications
 from infra.constructs.queues import ScopedQueueDestination
@@ -61,24 +60,20 @@ class Detection(AppConstruct):
 
         acknowledge_bucket_notifications_handler(stack)
 
-        self.handler = AutopilotFunction(
-            self,
+        self.handler = self.function(
             "Handler",
+            DetectionEnvironment,
+            {
+                "detections_topic": notifications.detections_topic.topic_arn,
+                "queue_url": self.queue.queue_url,
+                "event_bus": "default",
+            },
             handler="lambdas.detection.handler.handle",
             service_name=SERVICE_DETECTION,
             description="event-based detection of images under <project>/inference/",
-            environment=DetectionEnvironment.variables(
-                detections_topic=notifications.detections_topic.topic_arn,
-                state_table=storage.state_table.table_name,
-                idempotency_table=storage.idempotency_table.table_name,
-                queue_url=self.queue.queue_url,
-                event_bus="default",
-                settings_parameter=storage.settings_parameter.parameter_name,
-            ),
             timeout=HANDLER_TIMEOUT,
             memory_size=512,
         )
-        self.functions = [self.handler]
         self.consume(self.handler, batch_size=10, max_concurrency=MAX_CONCURRENCY)
         self._grant(settings, storage, notifications, stack)
 

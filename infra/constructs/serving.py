@@ -16,7 +16,6 @@ from typing import Unpack
 
 from aws_cdk import Duration, RemovalPolicy, Stack
 from aws_cdk import aws_events as events
-from aws_cdk import aws_events_targets as events_targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda_destinations as destinations
 from aws_cdk import aws_logs as logs
@@ -107,18 +106,13 @@ class Serving(AppConstruct):
         )
 
         # --- controller ---------------------------------------------------------------------
-        self.controller = AutopilotFunction(
-            self,
+        self.controller = self.function(
             "Controller",
+            ControllerEnvironment,
+            {"state_machine_arn": self.state_machine.state_machine_arn},
             handler="lambdas.serving.controller.handle",
             service_name=SERVICE_MODEL_CONTROLLER,
             description="the model controller: starts and stops Custom Labels models on demand",
-            environment=ControllerEnvironment.variables(
-                state_table=storage.state_table.table_name,
-                lifecycle_topic=notifications.lifecycle_topic.topic_arn,
-                state_machine_arn=self.state_machine.state_machine_arn,
-                settings_parameter=storage.settings_parameter.parameter_name,
-            ),
             timeout=Duration.seconds(60),
             memory_size=256,
         )
@@ -154,7 +148,6 @@ class Serving(AppConstruct):
                 "CDK's SQS send grant on that one key.",
             },
         )
-        self.functions = [self.controller]
         # On-demand control requests (CLI, detection) that EventBridge could not deliver, or whose
         # asynchronous invocation still failed after Lambda's retries, are kept here (with an alarm).
         self.dlq = dead_letter_queue(
@@ -204,21 +197,16 @@ class Serving(AppConstruct):
                     ),
                 )
             )
-        self.rule = events.Rule(
-            self,
+        self.rule = self.invoke_on(
             "ControlRequested",
+            self.controller,
             description="On-demand model control requests (CLI, detection)",
-            event_pattern=events.EventPattern(
+            pattern=events.EventPattern(
                 source=[EVENT_SOURCE], detail_type=[DETAIL_TYPE_MODEL_CONTROL_REQUESTED]
             ),
-            targets=[
-                events_targets.LambdaFunction(
-                    self.controller.function,
-                    dead_letter_queue=self.dlq,
-                    retry_attempts=2,
-                    max_event_age=Duration.minutes(15),
-                )
-            ],
+            dead_letter_queue=self.dlq,
+            retry_attempts=2,
+            max_event_age=Duration.minutes(15),
         )
 
 

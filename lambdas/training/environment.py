@@ -1,13 +1,16 @@
-"""The environment of the training functions and the dependencies built from it."""
+"""The environment of the training functions and the dependencies built from it.
+
+Like the other functions' environments (lambdas/common/config.py), each is a model the handler
+validates its environment with (`from_environ`) and the stack builds it from (`variables`).
+"""
 
 from __future__ import annotations
 
-import os
 from datetime import UTC, datetime
-from typing import Self
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
+from lambdas.common.config import FunctionEnvironment
 from lambdas.common.constants import (
     ENV_LIFECYCLE_TOPIC,
     ENV_SETTINGS_PARAMETER,
@@ -18,17 +21,15 @@ from lambdas.common.events import LifecyclePublisher
 from lambdas.training.state import TrainingStateStore
 
 
-class TrainingEnvironment(BaseModel):
-    """Environment of every training function; a missing or malformed variable is named at once."""
+class PreflightEnvironment(FunctionEnvironment):
+    """The preflight step reads no variable: it only asks Rekognition about the datasets."""
 
-    model_config = ConfigDict(frozen=True, populate_by_name=True)
+
+class TrainingEnvironment(FunctionEnvironment):
+    """Environment of the training steps; a missing or malformed variable is named at once."""
 
     state_table: str = Field(alias=ENV_STATE_TABLE, min_length=3)
     lifecycle_topic_arn: str = Field(alias=ENV_LIFECYCLE_TOPIC, pattern=r"^arn:")
-
-    @classmethod
-    def from_environ(cls) -> Self:
-        return cls.model_validate(dict(os.environ))
 
     def publisher(self) -> LifecyclePublisher:
         return LifecyclePublisher(self.lifecycle_topic_arn)

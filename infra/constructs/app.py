@@ -6,12 +6,13 @@ invoke a function.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TypedDict, Unpack
 
 from aws_cdk import Duration, Stack
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as events_targets
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda_event_sources as event_sources
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
@@ -46,6 +47,19 @@ class AppConstruct(Construct):
     @property
     def stack(self) -> Stack:
         return Stack.of(self)
+
+    def rekognition_arns(self, names: Iterable[str], within: str = "*") -> list[str]:
+        """The Rekognition ARNs `project/<name>/<within>` of the named projects ("version/*": their
+        versions; "*": the project, its datasets and versions)."""
+        return [
+            self.stack.format_arn(service="rekognition", resource="project", resource_name=f"{name}/{within}")
+            for name in names
+        ]
+
+    @staticmethod
+    def allow(role: iam.IRole, actions: Sequence[str], resources: Sequence[str]) -> None:
+        """One statement of `role`'s policy: `actions` on `resources`."""
+        role.add_to_principal_policy(iam.PolicyStatement(actions=list(actions), resources=list(resources)))
 
     def shared_variables(self) -> dict[str, str]:
         """The shared resources by the field names the environment models give them."""

@@ -104,25 +104,14 @@ class Detection(AppConstruct):
         storage.settings_parameter.grant_read(role)
         notifications.detections_topic.grant_publish(role)
         self.queue.grant_send_messages(role)
-        role.add_to_principal_policy(
-            iam.PolicyStatement(
-                actions=["events:PutEvents"],
-                resources=[stack.format_arn(service="events", resource="event-bus", resource_name="default")],
-            )
+        self.allow(
+            role,
+            ["events:PutEvents"],
+            [stack.format_arn(service="events", resource="event-bus", resource_name="default")],
         )
         custom = [name for name in projects if settings.projects[name].feature == FEATURE_CUSTOM_LABELS]
         if custom:
-            role.add_to_principal_policy(
-                iam.PolicyStatement(
-                    actions=["rekognition:DetectCustomLabels"],
-                    resources=[
-                        stack.format_arn(
-                            service="rekognition", resource="project", resource_name=f"{name}/version/*"
-                        )
-                        for name in custom
-                    ],
-                )
-            )
+            self.allow(role, ["rekognition:DetectCustomLabels"], self.rekognition_arns(custom, "version/*"))
         if any(settings.projects[name].feature == FEATURE_CONTENT_MODERATION for name in projects):
             role.add_to_principal_policy(
                 iam.PolicyStatement(actions=["rekognition:DetectModerationLabels"], resources=["*"])

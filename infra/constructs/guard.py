@@ -72,25 +72,15 @@ class Guard(AppConstruct):
         role.add_to_principal_policy(
             iam.PolicyStatement(actions=["rekognition:DescribeProjects"], resources=["*"])
         )
-        role.add_to_principal_policy(
-            iam.PolicyStatement(
-                actions=["rekognition:DescribeProjectVersions"],
-                resources=[stack.format_arn(service="rekognition", resource="project", resource_name="*")],
-            )
+        self.allow(
+            role,
+            ["rekognition:DescribeProjectVersions"],
+            [stack.format_arn(service="rekognition", resource="project", resource_name="*")],
         )
         self.stoppable = stoppable_projects(settings)
         if self.stoppable:
-            role.add_to_principal_policy(
-                iam.PolicyStatement(
-                    actions=["rekognition:StopProjectVersion"],
-                    resources=[
-                        stack.format_arn(
-                            service="rekognition", resource="project", resource_name=f"{name}/version/*"
-                        )
-                        for name in self.stoppable
-                    ],
-                )
-            )
+            versions = self.rekognition_arns(self.stoppable, "version/*")
+            self.allow(role, ["rekognition:StopProjectVersion"], versions)
         nag_arn = "arn:<AWS::Partition>:rekognition:<AWS::Region>:<AWS::AccountId>:project"
         stop_reason = (
             "StopProjectVersion on the versions of one project the settings allow the guard to stop "

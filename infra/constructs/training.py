@@ -67,13 +67,9 @@ class Training(AppConstruct):
         self._settings = settings
         self._storage = storage
         self._topic = self.notifications.lifecycle_topic
-        stack = Stack.of(self)
         # Every project ARN, dataset ARN and version ARN of the configured projects:
         # arn:aws:rekognition:REGION:ACCOUNT:project/NAME/...
-        self.project_arns = [
-            stack.format_arn(service="rekognition", resource="project", resource_name=f"{name}/*")
-            for name in sorted(settings.projects)
-        ]
+        self.project_arns = self.rekognition_arns(self.projects)
 
         # Failed asynchronous invocations of the trigger (schedule or on-demand) land here.
         self.dlq = dead_letter_queue(

@@ -74,11 +74,8 @@ def transition_input(
     infra/workflows/model_control.py)."""
     now = time.time() if now is None else now
     return ModelControlInput(
-        project=target.project,
+        **asdict(target),  # the project and the production version's ARNs and name
         action=transition,
-        project_arn=target.project_arn,
-        version_arn=target.version_arn,
-        version_name=target.version_name,
         min_inference_units=settings.min_inference_units,
         # Always present (null: no auto-scaling), so the state machine's choice never reads a missing path.
         max_inference_units=settings.max_inference_units,

@@ -6,9 +6,11 @@ validates its environment with (`from_environ`) and the stack builds it from (`v
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 
-from pydantic import Field
+from pydantic import BaseModel, Field
 
 from lambdas.common.config import FunctionEnvironment
 from lambdas.common.constants import (
@@ -43,6 +45,14 @@ class TriggerEnvironment(TrainingEnvironment):
 
     settings_parameter: str = Field(alias=ENV_SETTINGS_PARAMETER, min_length=1)
     state_machine_arn: str = Field(alias=ENV_TRAINING_STATE_MACHINE, pattern=r"^arn:")
+
+
+def run_recorded(use_case: Callable[..., Any], subject: Any, **dependencies: Any) -> dict[str, Any]:
+    """Calls a step's use case with the training store and lifecycle publisher of the function's
+    environment (and `dependencies`), and returns its result as the workflow reads it."""
+    env = TrainingEnvironment.from_environ()
+    result = use_case(subject, store=env.store(), publisher=env.publisher(), **dependencies)
+    return result.model_dump() if isinstance(result, BaseModel) else dict(result)
 
 
 def now() -> datetime:

@@ -235,10 +235,14 @@ def add_command(
     return parser
 
 
-def confirmed(args: argparse.Namespace, message: str) -> None:
-    """A destructive command goes on only with --yes; otherwise it says what it would do."""
+def confirmed(args: argparse.Namespace, consequence: str, *, export: str) -> None:
+    """A destructive command goes on only with --yes; otherwise it says what it would do and what
+    to export first."""
     if not args.yes:
-        raise CommandError(message, EXIT_USAGE)
+        raise CommandError(
+            f"{consequence}; add --yes to confirm (export {export} first: `autopilot dataset export`)",
+            EXIT_USAGE,
+        )
 
 
 def run_command(func: Callable[[Context], int | None]) -> Callable[[argparse.Namespace], int]:

@@ -106,11 +106,7 @@ def delete_project(context: Context) -> int:
     """stop and delete every version, the datasets, the project and the app's records of it"""
 
     args = context.args
-    confirmed(
-        args,
-        f"this deletes every model, dataset and record of {args.project}; add --yes to confirm "
-        "(export the datasets first: `autopilot dataset export`)",
-    )
+    confirmed(args, f"this deletes every model, dataset and record of {args.project}", export="the datasets")
     rekognition = context.client("rekognition")
     steps: list[str] = []
     described = _describe_project(context, args.project)

@@ -7,6 +7,7 @@ from typing import Any
 from aws_cdk import Stack
 from constructs import Construct
 
+from infra.constructs.app import AppScope
 from infra.constructs.detection import Detection
 from infra.constructs.guard import Guard
 from infra.constructs.ingestion import Ingestion
@@ -25,30 +26,11 @@ class AutopilotStack(Stack):
         self.settings = settings
         self.storage = Storage(self, "Storage", settings=settings)
         self.notifications = Notifications(self, "Notifications", settings=settings, key=self.storage.key)
-        self.ingestion = Ingestion(
-            self, "Ingestion", settings=settings, storage=self.storage, notifications=self.notifications
-        )
-        self.training = Training(
-            self, "Training", settings=settings, storage=self.storage, notifications=self.notifications
-        )
-        self.serving = Serving(
-            self, "Serving", settings=settings, storage=self.storage, notifications=self.notifications
-        )
-        self.detection = Detection(
-            self,
-            "Detection",
-            settings=settings,
-            storage=self.storage,
-            notifications=self.notifications,
-            serving=self.serving,
-        )
-        self.guard = Guard(
-            self,
-            "Guard",
-            settings=settings,
-            storage=self.storage,
-            notifications=self.notifications,
-            detection=self.detection,
-        )
+        app = AppScope(settings=settings, storage=self.storage, notifications=self.notifications)
+        self.ingestion = Ingestion(self, "Ingestion", **app)
+        self.training = Training(self, "Training", **app)
+        self.serving = Serving(self, "Serving", **app)
+        self.detection = Detection(self, "Detection", serving=self.serving, **app)
+        self.guard = Guard(self, "Guard", detection=self.detection, **app)
         self.monitoring = Monitoring(self, "Monitoring", settings=settings, stack=self)
         self.outputs = declare_outputs(self)

@@ -7,10 +7,15 @@ timer threads are needed.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from autopilot.engine.manifests import Entry
+
+
+def _state(record: Any, **nested: Any) -> dict[str, Any]:
+    """A record's fields as they are, the records it holds replaced by their state (`nested`)."""
+    return {item.name: nested.get(item.name, getattr(record, item.name)) for item in fields(record)}
 
 
 @dataclass
@@ -50,20 +55,11 @@ class Dataset:
     delete_due: float | None = None  # DELETE_IN_PROGRESS until then, then gone
 
     def to_state(self) -> dict[str, Any]:
-        return {
-            "arn": self.arn,
-            "project_name": self.project_name,
-            "dataset_type": self.dataset_type,
-            "created": self.created,
-            "updated": self.updated,
-            "status": self.status,
-            "status_message": self.status_message,
-            "status_code": self.status_code,
-            "entries": [e.to_state() for e in self.entries.values()],
-            "pending": self.pending.to_state() if self.pending else None,
-            "tags": self.tags,
-            "delete_due": self.delete_due,
-        }
+        return _state(
+            self,
+            entries=[e.to_state() for e in self.entries.values()],
+            pending=self.pending.to_state() if self.pending else None,
+        )
 
     @classmethod
     def from_state(cls, data: dict[str, Any]) -> Dataset:
@@ -136,19 +132,11 @@ class Project:
     delete_due: float | None = None
 
     def to_state(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "arn": self.arn,
-            "region": self.region,
-            "created": self.created,
-            "status": self.status,
-            "feature": self.feature,
-            "auto_update": self.auto_update,
-            "tags": self.tags,
-            "datasets": {k: d.to_state() for k, d in self.datasets.items()},
-            "versions": {k: v.to_state() for k, v in self.versions.items()},
-            "delete_due": self.delete_due,
-        }
+        return _state(
+            self,
+            datasets={k: d.to_state() for k, d in self.datasets.items()},
+            versions={k: v.to_state() for k, v in self.versions.items()},
+        )
 
     @classmethod
     def from_state(cls, data: dict[str, Any]) -> Project:

@@ -4,6 +4,7 @@ and exit codes."""
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import os
 import sys
@@ -211,25 +212,37 @@ class Context:
 def add_command(
     commands: argparse._SubParsersAction,  # type: ignore[type-arg]
     name: str,
-    help: str,
+    run: Callable[[Context], int | None],
     description: str | None = None,
     *,
     raw: bool = False,
+    help: str | None = None,
 ) -> argparse.ArgumentParser:
-    """A subcommand with the common options; `raw` keeps the description's own line breaks."""
-    return commands.add_parser(  # type: ignore[no-any-return]
+    """A subcommand with the common options that runs `run` (through `run_command`).
+
+    Its help is the first paragraph of `run`'s docstring and its description the rest, unless
+    `help` or `description` is given; `raw` keeps the description's own line breaks.
+    """
+    summary, _, rest = inspect.cleandoc(run.__doc__ or "").partition("\n\n")
+    parser: argparse.ArgumentParser = commands.add_parser(
         name,
         parents=[common_options()],
-        help=help,
-        description=description,
+        help=help or " ".join(summary.split()),
+        description=description or " ".join(rest.split()) or None,
         formatter_class=argparse.RawDescriptionHelpFormatter if raw else argparse.HelpFormatter,
     )
+    parser.set_defaults(func=run_command(run))
+    return parser
 
 
-def confirmed(args: argparse.Namespace, message: str) -> None:
-    """A destructive command goes on only with --yes; otherwise it says what it would do."""
+def confirmed(args: argparse.Namespace, consequence: str, *, export: str) -> None:
+    """A destructive command goes on only with --yes; otherwise it says what it would do and what
+    to export first."""
     if not args.yes:
-        raise CommandError(message, EXIT_USAGE)
+        raise CommandError(
+            f"{consequence}; add --yes to confirm (export {export} first: `autopilot dataset export`)",
+            EXIT_USAGE,
+        )
 
 
 def run_command(func: Callable[[Context], int | None]) -> Callable[[argparse.Namespace], int]:

@@ -22,7 +22,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from autopilot.ops.context import Context, add_command, iter_pages, project_items, run_command
+from autopilot.ops.context import Context, add_command, iter_pages, project_items
 from lambdas.common.constants import ITEM_USAGE_PREFIX
 from lambdas.serving import usage
 
@@ -31,18 +31,11 @@ DEFAULT_TRAINING_HOUR_USD = 1.0
 
 
 def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    parser = add_command(
-        commands,
-        "cost",
-        help="inference-unit hours and training hours per project, with a USD estimate",
-        description=__doc__,
-        raw=True,
-    )
+    parser = add_command(commands, "cost", show_cost, __doc__, raw=True)
     parser.add_argument("--project", action="append", help="only this project (repeatable)")
     parser.add_argument("--since", type=float, default=7.0, help="days back from now (default 7)")
     parser.add_argument("--price-per-iu-hour", type=float, default=DEFAULT_IU_HOUR_USD)
     parser.add_argument("--training-price-per-hour", type=float, default=DEFAULT_TRAINING_HOUR_USD)
-    parser.set_defaults(func=run_command(show_cost))
 
 
 def ledger(context: Context, project: str) -> list[usage.LedgerEntry]:
@@ -147,6 +140,8 @@ def project_cost(context: Context, project: str, since: float, now: float) -> di
 
 
 def show_cost(context: Context) -> int:
+    """inference-unit hours and training hours per project, with a USD estimate"""
+
     from autopilot.ops.status import configured_projects
 
     args = context.args

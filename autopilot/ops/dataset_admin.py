@@ -253,11 +253,8 @@ def copy_dataset(context: Context) -> int:
 
 def reset_dataset(context: Context) -> int:
     args = context.args
-    confirmed(
-        args,
-        f"reset removes every entry of the {args.dataset.upper()} dataset of {args.project}; "
-        "add --yes to confirm (export it first: `autopilot dataset export`)",
-    )
+    dataset = f"the {args.dataset.upper()} dataset of {args.project}"
+    confirmed(args, f"reset removes every entry of {dataset}", export="it")
     project = project_arn(context, args.project)
     arn = find_dataset(context, args.project, args.dataset)
     steps: list[str] = []

@@ -6,18 +6,13 @@ import argparse
 import json
 from typing import Any
 
-from autopilot.ops.context import Context, add_command, dataset_arn, iter_pages, run_command
+from autopilot.ops.context import Context, add_command, dataset_arn, iter_pages
 
 MAX_PAGE = 100
 
 
 def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    entries = add_command(
-        commands,
-        "entries",
-        help="list dataset entries (ListDatasetEntries with its filters and pagination)",
-        description="Lists the Ground Truth lines of a dataset. Filters map to ListDatasetEntries.",
-    )
+    entries = add_command(commands, "entries", list_entries)
     entries.add_argument("project")
     entries.add_argument(
         "--dataset", choices=("train", "test"), default="train", help="dataset (default train)"
@@ -37,16 +32,10 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
     )
     entries.add_argument("--next-token", help="continue from this NextToken")
     entries.add_argument("--all", action="store_true", help="follow NextToken through every page")
-    entries.set_defaults(func=run_command(list_entries))
 
-    labels = add_command(
-        commands,
-        "labels",
-        help="labels of a dataset with entry and bounding-box counts (ListDatasetLabels)",
-    )
+    labels = add_command(commands, "labels", list_labels)
     labels.add_argument("project")
     labels.add_argument("--dataset", choices=("train", "test"), default="train")
-    labels.set_defaults(func=run_command(list_labels))
 
 
 def _page_size(text: str) -> int:
@@ -72,6 +61,11 @@ def entry_request(args: argparse.Namespace, arn: str) -> dict[str, Any]:
 
 
 def list_entries(context: Context) -> int:
+    """list dataset entries (ListDatasetEntries with its filters and pagination)
+
+    Lists the Ground Truth lines of a dataset. Filters map to ListDatasetEntries.
+    """
+
     args = context.args
     rekognition = context.client("rekognition")
     request = entry_request(args, dataset_arn(context, args.project, args.dataset))
@@ -105,6 +99,8 @@ def _summary(entry: dict[str, Any]) -> str:
 
 
 def list_labels(context: Context) -> int:
+    """labels of a dataset with entry and bounding-box counts (ListDatasetLabels)"""
+
     args = context.args
     rekognition = context.client("rekognition")
     arn = dataset_arn(context, args.project, args.dataset)

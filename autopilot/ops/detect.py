@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from autopilot.ops.context import EXIT_NOT_FOUND, STATE_TABLE, CommandError, Context, add_command, run_command
+from autopilot.ops.context import EXIT_NOT_FOUND, STATE_TABLE, CommandError, Context, add_command
 from lambdas.common.constants import FEATURE_CONTENT_MODERATION, IMAGE_SUFFIXES
 from lambdas.common.production import get_production
 
@@ -14,11 +14,7 @@ MAX_BYTES = 4 * 1024 * 1024  # DetectCustomLabels Image.Bytes limit
 
 
 def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    parser = add_command(
-        commands,
-        "detect",
-        help="classify a local image with the production version (it must be running)",
-    )
+    parser = add_command(commands, "detect", detect)
     parser.add_argument("project")
     parser.add_argument("file", type=Path, help="a PNG or JPEG, at most 4 MB")
     parser.add_argument(
@@ -28,7 +24,6 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
     parser.add_argument(
         "--moderation", action="store_true", help="use DetectModerationLabels (CONTENT_MODERATION projects)"
     )
-    parser.set_defaults(func=run_command(detect))
 
 
 def read_image(path: Path) -> bytes:
@@ -43,6 +38,8 @@ def read_image(path: Path) -> bytes:
 
 
 def detect(context: Context) -> int:
+    """classify a local image with the production version (it must be running)"""
+
     args = context.args
     image = read_image(args.file)
     record = get_production(

@@ -41,17 +41,10 @@ PROMOTABLE = ("TRAINING_COMPLETED", "RUNNING", "STOPPED", "STARTING", "STOPPING"
 
 
 def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    train = add_command(
-        commands,
-        "train",
-        help="request a training now (the stack's training workflow runs it)",
-        description="Sends the on-demand training request. Without --force the workflow still skips "
-        "when there are not enough new labeled entries.",
-    )
+    train = add_command(commands, "train", train_now)
     train.add_argument("project")
     train.add_argument("--force", action="store_true", help="train even without enough new entries")
     _wait_options(train, default_timeout=24 * 3600)
-    train.set_defaults(func=run_command(train_now))
 
     for action, text in (("start", "start the production version"), ("stop", "stop the running model")):
         parser = commands.add_parser(
@@ -66,26 +59,16 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
         _wait_options(parser, default_timeout=3600)
         parser.set_defaults(func=run_command(control), action=action)
 
-    auto = add_command(commands, "auto", help="clear a start/stop override (back to the policy)")
+    auto = add_command(commands, "auto", control, help="clear a start/stop override (back to the policy)")
     auto.add_argument("project")
-    auto.set_defaults(func=run_command(control), action="auto", wait=False, override_minutes=None)
+    auto.set_defaults(action="auto", wait=False, override_minutes=None)
 
-    promote = add_command(
-        commands,
-        "promote",
-        help="make a trained version the production version",
-    )
+    promote = add_command(commands, "promote", promote_version)
     promote.add_argument("project")
     promote.add_argument("version", help="VersionName of a trained version (see `autopilot status`)")
-    promote.set_defaults(func=run_command(promote_version))
 
-    rollback = add_command(
-        commands,
-        "rollback",
-        help="make the previous production version the production version again",
-    )
+    rollback = add_command(commands, "rollback", rollback_version)
     rollback.add_argument("project")
-    rollback.set_defaults(func=run_command(rollback_version))
 
 
 def _wait_options(parser: argparse.ArgumentParser, default_timeout: int) -> None:
@@ -106,6 +89,12 @@ def put_request(context: Context, detail_type: str, detail: dict[str, Any]) -> s
 
 
 def train_now(context: Context) -> int:
+    """request a training now (the stack's training workflow runs it)
+
+    Sends the on-demand training request. Without --force the workflow still skips when there are
+    not enough new labeled entries.
+    """
+
     args = context.args
     requested_at = datetime.now(UTC)
     event_id = put_request(
@@ -260,6 +249,8 @@ def _promote(context: Context, project: str, version: str, reason: str) -> dict[
 
 
 def promote_version(context: Context) -> int:
+    """make a trained version the production version"""
+
     args = context.args
     result = _promote(context, args.project, args.version, reason="promoted by an operator")
     context.emit(
@@ -270,6 +261,8 @@ def promote_version(context: Context) -> int:
 
 
 def rollback_version(context: Context) -> int:
+    """make the previous production version the production version again"""
+
     args = context.args
     current = _production_record(context, args.project)
     if current is None or not current.previous_version_arn:

@@ -30,7 +30,6 @@ from autopilot.ops.context import (
     confirmed,
     iter_pages,
     project_items,
-    run_command,
 )
 from lambdas.common.constants import ITEM_PRODUCTION, ITEM_SERVING, STATE_PK, STATE_SK
 
@@ -40,13 +39,7 @@ TRANSIENT = ("STARTING", "STOPPING", "DELETING", "COPYING_IN_PROGRESS")
 def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     project = commands.add_parser("project", help="project-wide operations")
     sub = project.add_subparsers(dest="project_command", metavar="COMMAND", required=True)
-    delete = add_command(
-        sub,
-        "delete",
-        help="stop and delete every version, the datasets, the project and the app's records of it",
-        description=__doc__,
-        raw=True,
-    )
+    delete = add_command(sub, "delete", delete_project, __doc__, raw=True)
     delete.add_argument("project")
     delete.add_argument(
         "--yes", action="store_true", help="confirm: models, datasets and records are deleted"
@@ -55,7 +48,6 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
     delete.add_argument(
         "--timeout", type=float, default=3600.0, help="seconds to wait for each step (default 3600)"
     )
-    delete.set_defaults(func=run_command(delete_project))
 
 
 def _describe_project(context: Context, name: str) -> dict[str, Any] | None:
@@ -111,12 +103,10 @@ def _delete(call: Callable[..., Any], **arguments: Any) -> None:
 
 
 def delete_project(context: Context) -> int:
+    """stop and delete every version, the datasets, the project and the app's records of it"""
+
     args = context.args
-    confirmed(
-        args,
-        f"this deletes every model, dataset and record of {args.project}; add --yes to confirm "
-        "(export the datasets first: `autopilot dataset export`)",
-    )
+    confirmed(args, f"this deletes every model, dataset and record of {args.project}", export="the datasets")
     rekognition = context.client("rekognition")
     steps: list[str] = []
     described = _describe_project(context, args.project)

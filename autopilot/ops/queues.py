@@ -29,7 +29,6 @@ from autopilot.ops.context import (
     CommandError,
     Context,
     add_command,
-    run_command,
 )
 from lambdas.common.constants import (
     OUTPUT_DEAD_LETTER_QUEUES,
@@ -58,27 +57,13 @@ class QueueInfo:
 
 
 def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    queues = add_command(
-        commands,
-        "queues",
-        help="depth, in flight, delayed and oldest age of every queue and dead-letter queue; staged lines",
-        description=__doc__,
-        raw=True,
-    )
+    queues = add_command(commands, "queues", show_queues, __doc__, raw=True)
     queues.add_argument("--project", action="append", help="staged lines of this project (repeatable)")
-    queues.set_defaults(func=run_command(show_queues))
 
-    redrive = add_command(
-        commands,
-        "redrive",
-        help="move the messages of a dead-letter queue back to its source queue",
-        description=__doc__,
-        raw=True,
-    )
+    redrive = add_command(commands, "redrive", redrive_queue, __doc__, raw=True)
     redrive.add_argument("queue", help="a queue name, a part of it (e.g. ingestion, detection) or its DLQ's")
     redrive.add_argument("--timeout", type=float, default=3600.0, help="seconds to wait for the move")
     redrive.add_argument("--interval", type=float, default=5.0, help="seconds between checks (AWS)")
-    redrive.set_defaults(func=run_command(redrive_queue))
 
 
 def stack_queues(context: Context) -> list[QueueInfo]:
@@ -141,6 +126,8 @@ def staged_lines(context: Context, project: str) -> dict[str, int]:
 
 
 def show_queues(context: Context) -> int:
+    """depth, in flight, delayed and oldest age of every queue and dead-letter queue; staged lines"""
+
     from autopilot.ops.status import configured_projects
 
     queues = stack_queues(context)
@@ -188,6 +175,8 @@ def _resolve(queues: list[QueueInfo], wanted: str) -> tuple[QueueInfo, QueueInfo
 
 
 def redrive_queue(context: Context) -> int:
+    """move the messages of a dead-letter queue back to its source queue"""
+
     dead_letters, source = _resolve(stack_queues(context), context.args.queue)
     if context.local:
         moved = _move_locally(context, dead_letters, source)

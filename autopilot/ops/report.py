@@ -7,18 +7,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from autopilot.ops.context import Context, add_command, run_command
+from autopilot.ops.context import Context, add_command
 
 MAX_THUMBNAILS = 24
 
 
 def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    parser = add_command(
-        commands,
-        "report",
-        help="an HTML report of a version's evaluation, the datasets and the last days of serving",
-        description=__doc__,
-    )
+    parser = add_command(commands, "report", write_report, __doc__)
     parser.add_argument("project")
     parser.add_argument("--version", help="VersionName (default: the production version)")
     parser.add_argument(
@@ -35,7 +30,6 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
         default=MAX_THUMBNAILS,
         help=f"wrong test images shown (default {MAX_THUMBNAILS})",
     )
-    parser.set_defaults(func=run_command(write_report))
 
 
 def build(context: Context, project: str, version: str | None, days: float, max_thumbnails: int) -> str:
@@ -46,6 +40,8 @@ def build(context: Context, project: str, version: str | None, days: float, max_
 
 
 def write_report(context: Context) -> int:
+    """an HTML report of a version's evaluation, the datasets and the last days of serving"""
+
     args = context.args
     page = build(context, args.project, args.version, args.days, args.max_thumbnails)
     path: Path = args.report_path

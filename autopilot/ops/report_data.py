@@ -20,6 +20,7 @@ from urllib.parse import urlparse
 
 from botocore.exceptions import ClientError
 
+from autopilot.engine.learning.snapshot import Judged
 from autopilot.ops.context import (
     DATA_BUCKET,
     EXIT_NOT_FOUND,
@@ -47,14 +48,6 @@ class LabelRow:
     recall: float
     threshold: float
     test_images: int
-
-
-@dataclass(frozen=True)
-class Judged:
-    label: str
-    confidence: float  # 0..1
-    outcome: str  # TP | FP | FN
-    box: tuple[float, float, float, float] | None = None  # ratios: left, top, width, height
 
 
 @dataclass

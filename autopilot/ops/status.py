@@ -13,7 +13,6 @@ from autopilot.ops.context import (
     add_command,
     iter_pages,
     project_items,
-    run_command,
 )
 from lambdas.common.constants import (
     ITEM_PRODUCTION,
@@ -31,15 +30,8 @@ RUNNING_STATUSES = ("RUNNING", "STARTING", "STOPPING")
 
 
 def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    parser = add_command(
-        commands,
-        "status",
-        help="projects, datasets, versions (F1, production) and what is running",
-        description="Shows every configured project: its datasets with statistics, its versions with "
-        "status and F1, which version is in production and which models are running.",
-    )
+    parser = add_command(commands, "status", status)
     parser.add_argument("--project", action="append", help="only this project (repeatable)")
-    parser.set_defaults(func=run_command(status))
 
 
 def configured_projects(context: Context) -> list[str]:
@@ -205,6 +197,12 @@ def _figure(value: Any) -> str:
 
 
 def status(context: Context) -> int:
+    """projects, datasets, versions (F1, production) and what is running
+
+    Shows every configured project: its datasets with statistics, its versions with status and F1,
+    which version is in production and which models are running.
+    """
+
     stack = stack_status(context)
     projects = context.args.project or configured_projects(context)
     statuses = [project_status(context, project) for project in projects]

@@ -13,23 +13,16 @@ import time
 import uuid
 from typing import Any
 
-from autopilot.ops.context import DETECTIONS_TOPIC, LIFECYCLE_TOPIC, Context, add_command, run_command
+from autopilot.ops.context import DETECTIONS_TOPIC, LIFECYCLE_TOPIC, Context, add_command
 from lambdas.common.constants import ATTR_PROJECT
 
 
 def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    parser = add_command(
-        commands,
-        "tail",
-        help="follow lifecycle events (and detections) live",
-        description="Subscribes a temporary queue to the lifecycle topic and prints events until "
-        "interrupted, --max-events or --timeout.",
-    )
+    parser = add_command(commands, "tail", tail)
     parser.add_argument("--project", help="only this project (SNS filter policy on the project attribute)")
     parser.add_argument("--detections", action="store_true", help="also follow the detections topic")
     parser.add_argument("--max-events", type=int, help="stop after this many events")
     parser.add_argument("--timeout", type=float, help="stop after this many seconds")
-    parser.set_defaults(func=run_command(tail))
 
 
 def _queue_policy(queue_arn: str, topic_arns: list[str]) -> str:
@@ -69,6 +62,12 @@ def format_event(message: dict[str, Any]) -> str:
 
 
 def tail(context: Context) -> int:
+    """follow lifecycle events (and detections) live
+
+    Subscribes a temporary queue to the lifecycle topic and prints events until interrupted,
+    --max-events or --timeout.
+    """
+
     args = context.args
     sqs, sns = context.client("sqs"), context.client("sns")
     topics = [str(context.resources.find(LIFECYCLE_TOPIC))]

@@ -15,7 +15,6 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from infra.constructs.app import AppConstruct, AppScope
-from infra.constructs.function import AutopilotFunction
 from infra.constructs.nag import acknowledge_bucket_notifications_handler, acknowledge_iam5
 from infra.constructs.notifications import Notifications
 from infra.constructs.queues import ScopedQueueDestination
@@ -61,24 +60,20 @@ class Detection(AppConstruct):
 
         acknowledge_bucket_notifications_handler(stack)
 
-        self.handler = AutopilotFunction(
-            self,
+        self.handler = self.function(
             "Handler",
+            DetectionEnvironment,
+            {
+                "detections_topic": notifications.detections_topic.topic_arn,
+                "queue_url": self.queue.queue_url,
+                "event_bus": "default",
+            },
             handler="lambdas.detection.handler.handle",
             service_name=SERVICE_DETECTION,
             description="event-based detection of images under <project>/inference/",
-            environment=DetectionEnvironment.variables(
-                detections_topic=notifications.detections_topic.topic_arn,
-                state_table=storage.state_table.table_name,
-                idempotency_table=storage.idempotency_table.table_name,
-                queue_url=self.queue.queue_url,
-                event_bus="default",
-                settings_parameter=storage.settings_parameter.parameter_name,
-            ),
             timeout=HANDLER_TIMEOUT,
             memory_size=512,
         )
-        self.functions = [self.handler]
         self.consume(self.handler, batch_size=10, max_concurrency=MAX_CONCURRENCY)
         self._grant(settings, storage, notifications, stack)
 
@@ -109,25 +104,14 @@ class Detection(AppConstruct):
         storage.settings_parameter.grant_read(role)
         notifications.detections_topic.grant_publish(role)
         self.queue.grant_send_messages(role)
-        role.add_to_principal_policy(
-            iam.PolicyStatement(
-                actions=["events:PutEvents"],
-                resources=[stack.format_arn(service="events", resource="event-bus", resource_name="default")],
-            )
+        self.allow(
+            role,
+            ["events:PutEvents"],
+            [stack.format_arn(service="events", resource="event-bus", resource_name="default")],
         )
         custom = [name for name in projects if settings.projects[name].feature == FEATURE_CUSTOM_LABELS]
         if custom:
-            role.add_to_principal_policy(
-                iam.PolicyStatement(
-                    actions=["rekognition:DetectCustomLabels"],
-                    resources=[
-                        stack.format_arn(
-                            service="rekognition", resource="project", resource_name=f"{name}/version/*"
-                        )
-                        for name in custom
-                    ],
-                )
-            )
+            self.allow(role, ["rekognition:DetectCustomLabels"], self.rekognition_arns(custom, "version/*"))
         if any(settings.projects[name].feature == FEATURE_CONTENT_MODERATION for name in projects):
             role.add_to_principal_policy(
                 iam.PolicyStatement(actions=["rekognition:DetectModerationLabels"], resources=["*"])

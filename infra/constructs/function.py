@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, NotRequired, TypedDict
 
 import jsii
 from aws_cdk import (
@@ -75,6 +75,17 @@ def powertools_layer(scope: Construct) -> lambda_.ILayerVersion:
         f"AWSLambdaPowertoolsPythonV3-python312-arm64:{version}"
     )
     return lambda_.LayerVersion.from_layer_version_arn(stack, "PowertoolsLayer", arn)
+
+
+class FunctionOptions(TypedDict):
+    """What sets one function apart, besides its environment."""
+
+    handler: str
+    service_name: str
+    description: str
+    timeout: NotRequired[Duration | None]
+    memory_size: NotRequired[int]
+    reserved_concurrent_executions: NotRequired[int | None]
 
 
 class AutopilotFunction(Construct):

@@ -24,7 +24,6 @@ from constructs import Construct
 from infra.constructs.alarms import notifying_alarm
 from infra.constructs.app import AppConstruct, AppScope
 from infra.constructs.detection import Detection
-from infra.constructs.function import AutopilotFunction
 from infra.constructs.nag import acknowledge_iam5
 from lambdas.common.config import GuardEnvironment
 from lambdas.common.constants import (
@@ -52,18 +51,13 @@ class Guard(AppConstruct):
         super().__init__(scope, construct_id, **app)
         settings, storage, stack = self.settings, self.storage, self.stack
         topic = self.notifications.lifecycle_topic
-        self.sweeper = AutopilotFunction(
-            self,
+        self.sweeper = self.function(
             "Sweep",
+            GuardEnvironment,
+            {"detection_queue_url": detection.queue.queue_url if detection is not None else None},
             handler="lambdas.guard.handler.handle",
             service_name=SERVICE_GUARD,
             description="the account guard: finds and stops models nobody manages",
-            environment=GuardEnvironment.variables(
-                state_table=storage.state_table.table_name,
-                lifecycle_topic=topic.topic_arn,
-                settings_parameter=storage.settings_parameter.parameter_name,
-                detection_queue_url=detection.queue.queue_url if detection is not None else None,
-            ),
             timeout=Duration.minutes(5),
             memory_size=256,
             reserved_concurrent_executions=1,  # one sweep at a time owns the guard's memory item
@@ -78,25 +72,15 @@ class Guard(AppConstruct):
         role.add_to_principal_policy(
             iam.PolicyStatement(actions=["rekognition:DescribeProjects"], resources=["*"])
         )
-        role.add_to_principal_policy(
-            iam.PolicyStatement(
-                actions=["rekognition:DescribeProjectVersions"],
-                resources=[stack.format_arn(service="rekognition", resource="project", resource_name="*")],
-            )
+        self.allow(
+            role,
+            ["rekognition:DescribeProjectVersions"],
+            [stack.format_arn(service="rekognition", resource="project", resource_name="*")],
         )
         self.stoppable = stoppable_projects(settings)
         if self.stoppable:
-            role.add_to_principal_policy(
-                iam.PolicyStatement(
-                    actions=["rekognition:StopProjectVersion"],
-                    resources=[
-                        stack.format_arn(
-                            service="rekognition", resource="project", resource_name=f"{name}/version/*"
-                        )
-                        for name in self.stoppable
-                    ],
-                )
-            )
+            versions = self.rekognition_arns(self.stoppable, "version/*")
+            self.allow(role, ["rekognition:StopProjectVersion"], versions)
         nag_arn = "arn:<AWS::Partition>:rekognition:<AWS::Region>:<AWS::AccountId>:project"
         stop_reason = (
             "StopProjectVersion on the versions of one project the settings allow the guard to stop "
@@ -114,7 +98,6 @@ class Guard(AppConstruct):
                 "grant is limited to that one key.",
             },
         )
-        self.functions = [self.sweeper]
 
         self.scheduler_role = iam.Role(
             self,

@@ -24,7 +24,6 @@ from constructs import Construct
 
 from infra.constructs.alarms import notifying_alarm
 from infra.constructs.app import AppConstruct, AppScope
-from infra.constructs.function import AutopilotFunction
 from infra.constructs.nag import acknowledge_bucket_notifications_handler, iam5
 from infra.constructs.notifications import Notifications
 from infra.constructs.queues import ScopedQueueDestination
@@ -62,27 +61,21 @@ class Ingestion(AppConstruct):
             what="Ingestion messages", consumer_timeout=FUNCTION_TIMEOUT, max_receive_count=MAX_RECEIVE_COUNT
         )
 
-        self.handler = AutopilotFunction(
-            self,
+        self.handler = self.function(
             "Handler",
+            IngestionEnvironment,
+            {
+                "queue_url": self.queue.queue_url,
+                "flush_delay_seconds": int(options["flush_delay_seconds"]),
+                "dataset_poll_seconds": 5,
+                "retry_hours": float(options["retry_hours"]),
+            },
             handler="lambdas.ingestion.handler.handle",
             service_name=SERVICE_INGESTION,
             description="labeling ingestion: S3 uploads to Rekognition Custom Labels dataset entries",
-            environment=IngestionEnvironment.variables(
-                bucket=storage.bucket.bucket_name,
-                lifecycle_topic_arn=notifications.lifecycle_topic.topic_arn,
-                state_table=storage.state_table.table_name,
-                idempotency_table=storage.idempotency_table.table_name,
-                settings_parameter=storage.settings_parameter.parameter_name,
-                queue_url=self.queue.queue_url,
-                flush_delay_seconds=int(options["flush_delay_seconds"]),
-                dataset_poll_seconds=5,
-                retry_hours=float(options["retry_hours"]),
-            ),
             timeout=FUNCTION_TIMEOUT,
             memory_size=512,
         )
-        self.functions = [self.handler]
         self.consume(
             self.handler,
             batch_size=int(options["batch_size"]),

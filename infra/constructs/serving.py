@@ -16,7 +16,6 @@ from typing import Unpack
 
 from aws_cdk import Duration, RemovalPolicy, Stack
 from aws_cdk import aws_events as events
-from aws_cdk import aws_events_targets as events_targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda_destinations as destinations
 from aws_cdk import aws_logs as logs
@@ -49,7 +48,7 @@ from lambdas.serving.windows import validate_windows
 class Serving(AppConstruct):
     def __init__(self, scope: Construct, construct_id: str, **app: Unpack[AppScope]) -> None:
         super().__init__(scope, construct_id, **app)
-        settings, storage, notifications, stack = self.settings, self.storage, self.notifications, self.stack
+        settings, storage, notifications = self.settings, self.storage, self.notifications
         served = [
             name for name, project in settings.projects.items() if project.feature == FEATURE_CUSTOM_LABELS
         ]
@@ -76,18 +75,13 @@ class Serving(AppConstruct):
             comment="Starts or stops a Custom Labels model version and waits for RUNNING/STOPPED",
         )
         role = self.state_machine.role
-        role.add_to_principal_policy(
-            iam.PolicyStatement(
-                actions=["rekognition:StartProjectVersion", "rekognition:StopProjectVersion"],
-                resources=[_version_arns(stack, name) for name in served] or [_version_arns(stack, "none")],
-            )
+        # A stack without served projects names a project that does not exist ("none").
+        self.allow(
+            role,
+            ["rekognition:StartProjectVersion", "rekognition:StopProjectVersion"],
+            self.rekognition_arns(served or ["none"], "version/*"),
         )
-        role.add_to_principal_policy(
-            iam.PolicyStatement(
-                actions=["rekognition:DescribeProjectVersions"],
-                resources=[_project_arns(stack, name) for name in served] or [_project_arns(stack, "none")],
-            )
-        )
+        self.allow(role, ["rekognition:DescribeProjectVersions"], self.rekognition_arns(served or ["none"]))
         storage.state_table.grant(role, "dynamodb:UpdateItem", "dynamodb:PutItem")
         notifications.lifecycle_topic.grant_publish(role)
         version_wildcards = [f"Resource::{_nag_arn(f'project/{name}/version/*')}" for name in served]
@@ -107,18 +101,13 @@ class Serving(AppConstruct):
         )
 
         # --- controller ---------------------------------------------------------------------
-        self.controller = AutopilotFunction(
-            self,
+        self.controller = self.function(
             "Controller",
+            ControllerEnvironment,
+            {"state_machine_arn": self.state_machine.state_machine_arn},
             handler="lambdas.serving.controller.handle",
             service_name=SERVICE_MODEL_CONTROLLER,
             description="the model controller: starts and stops Custom Labels models on demand",
-            environment=ControllerEnvironment.variables(
-                state_table=storage.state_table.table_name,
-                lifecycle_topic=notifications.lifecycle_topic.topic_arn,
-                state_machine_arn=self.state_machine.state_machine_arn,
-                settings_parameter=storage.settings_parameter.parameter_name,
-            ),
             timeout=Duration.seconds(60),
             memory_size=256,
         )
@@ -127,16 +116,10 @@ class Serving(AppConstruct):
         storage.settings_parameter.grant_read(controller_role)
         notifications.lifecycle_topic.grant_publish(controller_role)
         self.state_machine.grant_start_execution(controller_role)
-        controller_role.add_to_principal_policy(
-            iam.PolicyStatement(
-                actions=["rekognition:DescribeProjectVersions"],
-                resources=[_project_arns(stack, name) for name in served] or [_project_arns(stack, "none")],
-            )
-        )
+        project_arns = self.rekognition_arns(served or ["none"])
+        self.allow(controller_role, ["rekognition:DescribeProjectVersions"], project_arns)
         # DescribeProjects supports no resource-level permissions.
-        controller_role.add_to_principal_policy(
-            iam.PolicyStatement(actions=["rekognition:DescribeProjects"], resources=["*"])
-        )
+        self.allow(controller_role, ["rekognition:DescribeProjects"], ["*"])
         acknowledge_iam5(
             self.controller,
             {
@@ -154,7 +137,6 @@ class Serving(AppConstruct):
                 "CDK's SQS send grant on that one key.",
             },
         )
-        self.functions = [self.controller]
         # On-demand control requests (CLI, detection) that EventBridge could not deliver, or whose
         # asynchronous invocation still failed after Lambda's retries, are kept here (with an alarm).
         self.dlq = dead_letter_queue(
@@ -204,30 +186,17 @@ class Serving(AppConstruct):
                     ),
                 )
             )
-        self.rule = events.Rule(
-            self,
+        self.rule = self.invoke_on(
             "ControlRequested",
+            self.controller,
             description="On-demand model control requests (CLI, detection)",
-            event_pattern=events.EventPattern(
+            pattern=events.EventPattern(
                 source=[EVENT_SOURCE], detail_type=[DETAIL_TYPE_MODEL_CONTROL_REQUESTED]
             ),
-            targets=[
-                events_targets.LambdaFunction(
-                    self.controller.function,
-                    dead_letter_queue=self.dlq,
-                    retry_attempts=2,
-                    max_event_age=Duration.minutes(15),
-                )
-            ],
+            dead_letter_queue=self.dlq,
+            retry_attempts=2,
+            max_event_age=Duration.minutes(15),
         )
-
-
-def _version_arns(stack: Stack, project: str) -> str:
-    return stack.format_arn(service="rekognition", resource="project", resource_name=f"{project}/version/*")
-
-
-def _project_arns(stack: Stack, project: str) -> str:
-    return stack.format_arn(service="rekognition", resource="project", resource_name=f"{project}/*")
 
 
 def _nag_arn(resource: str) -> str:

@@ -47,57 +47,35 @@ class Storage(Construct):
         )
         self._grant_service_senders(self.key)
 
-        self.access_logs = s3.Bucket(
-            self,
+        self.access_logs = self._private_bucket(
             "AccessLogs",
-            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-            encryption=s3.BucketEncryption.S3_MANAGED,
-            enforce_ssl=True,
             object_ownership=s3.ObjectOwnership.BUCKET_OWNER_PREFERRED,
             lifecycle_rules=[s3.LifecycleRule(expiration=Duration.days(90))],
-            removal_policy=RemovalPolicy.RETAIN,
         )
 
         # Images, manifests, results and training output. SSE-S3 so that Rekognition, which
         # reads images with the caller's credentials, needs no KMS grant.
-        self.bucket = s3.Bucket(
-            self,
+        self.bucket = self._private_bucket(
             "Data",
-            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-            encryption=s3.BucketEncryption.S3_MANAGED,
-            enforce_ssl=True,
             versioned=True,
             server_access_logs_bucket=self.access_logs,
             server_access_logs_prefix="data/",
             lifecycle_rules=[s3.LifecycleRule(noncurrent_version_expiration=Duration.days(30))],
-            removal_policy=RemovalPolicy.RETAIN,
         )
         self._grant_rekognition_service(self.bucket)
         self._grant_adapter_auto_update(self.bucket, settings)
 
-        self.state_table = dynamodb.TableV2(
-            self,
+        self.state_table = self._table(
             "State",
-            partition_key=dynamodb.Attribute(name=STATE_PK, type=dynamodb.AttributeType.STRING),
-            sort_key=dynamodb.Attribute(name=STATE_SK, type=dynamodb.AttributeType.STRING),
-            billing=dynamodb.Billing.on_demand(),
-            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
-                point_in_time_recovery_enabled=True
-            ),
-            encryption=dynamodb.TableEncryptionV2.aws_managed_key(),
+            partition_key=_string_key(STATE_PK),
+            sort_key=_string_key(STATE_SK),
             removal_policy=RemovalPolicy.RETAIN,
         )
         # Powertools idempotency records: key "id", TTL "expiration".
-        self.idempotency_table = dynamodb.TableV2(
-            self,
+        self.idempotency_table = self._table(
             "Idempotency",
-            partition_key=dynamodb.Attribute(name="id", type=dynamodb.AttributeType.STRING),
+            partition_key=_string_key("id"),
             time_to_live_attribute="expiration",
-            billing=dynamodb.Billing.on_demand(),
-            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
-                point_in_time_recovery_enabled=True
-            ),
-            encryption=dynamodb.TableEncryptionV2.aws_managed_key(),
             removal_policy=RemovalPolicy.DESTROY,
         )
         _ = STATE_TTL_ATTRIBUTE  # state items do not expire; the name is reserved for callers
@@ -108,6 +86,31 @@ class Storage(Construct):
             description="Custom Labels Autopilot settings (cdk.json context, merged per project)",
             string_value=settings.to_json(),
             tier=ssm.ParameterTier.STANDARD if len(settings.to_json()) < 4000 else ssm.ParameterTier.ADVANCED,
+        )
+
+    def _table(self, construct_id: str, **options: Any) -> dynamodb.TableV2:
+        """A table of the stack: on demand, point-in-time recovery, encrypted with an AWS key."""
+        return dynamodb.TableV2(
+            self,
+            construct_id,
+            billing=dynamodb.Billing.on_demand(),
+            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
+                point_in_time_recovery_enabled=True
+            ),
+            encryption=dynamodb.TableEncryptionV2.aws_managed_key(),
+            **options,
+        )
+
+    def _private_bucket(self, construct_id: str, **options: Any) -> s3.Bucket:
+        """A bucket of the stack: no public access, SSE-S3, TLS only, kept when the stack goes."""
+        return s3.Bucket(
+            self,
+            construct_id,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            encryption=s3.BucketEncryption.S3_MANAGED,
+            enforce_ssl=True,
+            removal_policy=RemovalPolicy.RETAIN,
+            **options,
         )
 
     def _grant_service_senders(self, key: kms.Key) -> None:
@@ -231,3 +234,7 @@ class Storage(Construct):
                 conditions=condition,
             )
         )
+
+
+def _string_key(name: str) -> dynamodb.Attribute:
+    return dynamodb.Attribute(name=name, type=dynamodb.AttributeType.STRING)

@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import json
 import re
+from typing import Unpack
 
 from aws_cdk import Duration, RemovalPolicy, Stack
 from aws_cdk import aws_events as events
-from aws_cdk import aws_events_targets as events_targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda_destinations as destinations
 from aws_cdk import aws_logs as logs
@@ -29,31 +29,26 @@ from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
+from infra.constructs.app import AppConstruct, AppScope
 from infra.constructs.function import AutopilotFunction
 from infra.constructs.nag import acknowledge_iam5
-from infra.constructs.notifications import Notifications
 from infra.constructs.queues import dead_letter_queue
 from infra.constructs.rekognition_s3 import (
     adapter_projects,
     grant_dataset_images_read,
     grant_training_output_write,
 )
-from infra.constructs.storage import Storage
 from infra.workflows.training import TrainingTargets, training_definition
+from lambdas.common.config import FunctionEnvironment
 from lambdas.common.constants import (
     ADAPTER_MANIFESTS_FOLDER,
     DETAIL_TYPE_TRAIN_REQUESTED,
-    ENV_BUCKET,
-    ENV_LIFECYCLE_TOPIC,
-    ENV_SETTINGS_PARAMETER,
-    ENV_STATE_TABLE,
-    ENV_TRAINING_STATE_MACHINE,
     EVENT_SOURCE,
     SERVICE_TRAINING_PREFIX,
     TRAINING_OUTPUT_FOLDER,
 )
-from lambdas.common.settings import AppSettings
 from lambdas.training import naming
+from lambdas.training.environment import PreflightEnvironment, TrainingEnvironment, TriggerEnvironment
 
 HANDLERS = "lambdas.training.handlers"
 REKOGNITION_ACTIONS = tuple(
@@ -70,27 +65,16 @@ REKOGNITION_ACTIONS = tuple(
 )
 
 
-class Training(Construct):
-    def __init__(
-        self,
-        scope: Construct,
-        construct_id: str,
-        *,
-        settings: AppSettings,
-        storage: Storage,
-        notifications: Notifications,
-    ) -> None:
-        super().__init__(scope, construct_id)
+class Training(AppConstruct):
+    def __init__(self, scope: Construct, construct_id: str, **app: Unpack[AppScope]) -> None:
+        super().__init__(scope, construct_id, **app)
+        settings, storage = self.settings, self.storage
         self._settings = settings
         self._storage = storage
-        self._topic = notifications.lifecycle_topic
-        stack = Stack.of(self)
+        self._topic = self.notifications.lifecycle_topic
         # Every project ARN, dataset ARN and version ARN of the configured projects:
         # arn:aws:rekognition:REGION:ACCOUNT:project/NAME/...
-        self.project_arns = [
-            stack.format_arn(service="rekognition", resource="project", resource_name=f"{name}/*")
-            for name in sorted(settings.projects)
-        ]
+        self.project_arns = self.rekognition_arns(self.projects)
 
         # Failed asynchronous invocations of the trigger (schedule or on-demand) land here.
         self.dlq = dead_letter_queue(
@@ -102,13 +86,9 @@ class Training(Construct):
         self.queues: list[sqs.IQueue] = []
         self.dlqs: list[sqs.IQueue] = [self.dlq]
 
-        self.functions: list[AutopilotFunction] = []
-        common_env = {
-            ENV_STATE_TABLE: storage.state_table.table_name,
-            ENV_LIFECYCLE_TOPIC: self._topic.topic_arn,
-        }
+        common_env = TrainingEnvironment
         self.preflight_fn = self._function(
-            "Preflight", "preflight", "training pre-flight checks (ListDatasetLabels)", common_env
+            "Preflight", "preflight", "training pre-flight checks (ListDatasetLabels)", PreflightEnvironment
         )
         self._allow_rekognition(self.preflight_fn, "DescribeDataset", "ListDatasetLabels")
 
@@ -148,12 +128,8 @@ class Training(Construct):
             "Trigger",
             "trigger",
             "the training trigger (decide, lock, start)",
-            {
-                **common_env,
-                ENV_SETTINGS_PARAMETER: storage.settings_parameter.parameter_name,
-                ENV_TRAINING_STATE_MACHINE: self.state_machine.state_machine_arn,
-                ENV_BUCKET: storage.bucket.bucket_name,
-            },
+            TriggerEnvironment,
+            {"state_machine_arn": self.state_machine.state_machine_arn},
         )
         storage.state_table.grant_read_write_data(self.trigger_fn.role)
         storage.settings_parameter.grant_read(self.trigger_fn.role)
@@ -181,27 +157,20 @@ class Training(Construct):
 
         self.schedules = self._schedules()
         self._acknowledge_findings()
-        self.on_demand_rule = events.Rule(
-            self,
+        self.on_demand_rule = self.invoke_on(
             "OnDemand",
+            self.trigger_fn,
             description="On-demand training requests (detail-type Autopilot Training Requested)",
-            event_pattern=events.EventPattern(
-                source=[EVENT_SOURCE], detail_type=[DETAIL_TYPE_TRAIN_REQUESTED]
-            ),
-            targets=[
-                events_targets.LambdaFunction(
-                    self.trigger_fn.function,
-                    dead_letter_queue=self.dlq,
-                    retry_attempts=4,
-                    max_event_age=Duration.hours(2),
-                )
-            ],
+            pattern=events.EventPattern(source=[EVENT_SOURCE], detail_type=[DETAIL_TYPE_TRAIN_REQUESTED]),
+            dead_letter_queue=self.dlq,
+            retry_attempts=4,
+            max_event_age=Duration.hours(2),
         )
-        self.execution_end_rule = events.Rule(
-            self,
+        self.execution_end_rule = self.invoke_on(
             "ExecutionEnded",
+            self.execution_end_fn,
             description="Training executions that ended without their own clean-up",
-            event_pattern=events.EventPattern(
+            pattern=events.EventPattern(
                 source=["aws.states"],
                 detail_type=["Step Functions Execution Status Change"],
                 detail={
@@ -209,14 +178,9 @@ class Training(Construct):
                     "status": ["FAILED", "TIMED_OUT", "ABORTED"],
                 },
             ),
-            targets=[
-                events_targets.LambdaFunction(
-                    self.execution_end_fn.function,
-                    dead_letter_queue=self.dlq,
-                    retry_attempts=4,
-                    max_event_age=Duration.hours(6),
-                )
-            ],
+            dead_letter_queue=self.dlq,
+            retry_attempts=4,
+            max_event_age=Duration.hours(6),
         )
 
     # --- building blocks ---------------------------------------------------------------------
@@ -225,22 +189,21 @@ class Training(Construct):
         construct_id: str,
         handler: str,
         description: str,
-        environment: dict[str, str],
+        environment: type[FunctionEnvironment],
+        variables: dict[str, object] | None = None,
         timeout: Duration | None = None,
     ) -> AutopilotFunction:
-        function = AutopilotFunction(
-            self,
+        return self.function(
             f"{construct_id}Function",
+            environment,
+            variables,
             handler=f"{HANDLERS}.{handler}.handle",
             # "ExecutionEnd" -> "training-execution-end"
             service_name=SERVICE_TRAINING_PREFIX + re.sub(r"(?<!^)(?=[A-Z])", "-", construct_id).lower(),
             description=description,
-            environment=environment,
             timeout=timeout or Duration.seconds(120),
             memory_size=256,
         )
-        self.functions.append(function)
-        return function
 
     def _allow_rekognition(self, function: AutopilotFunction, *actions: str) -> None:
         function.role.add_to_principal_policy(

@@ -11,7 +11,7 @@ from __future__ import annotations
 import types
 from typing import Any, Union, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class ContractError(KeyError):
@@ -29,6 +29,14 @@ class PollCount(Contract):
     """The counter of a bounded poll loop."""
 
     count: int
+
+
+class ListedVersions(Contract):
+    """DescribeProjectVersions of one version name, as a bounded poll keeps it: the list and its
+    length (0: the version is gone)."""
+
+    versions: list[dict[str, Any]] = Field(default_factory=list)
+    count: int = 0
 
 
 class StepError(Contract):

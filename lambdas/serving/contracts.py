@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import Field
 
-from lambdas.common.contracts import Contract, PollCount, StepError, field_path
+from lambdas.common.contracts import Contract, ListedVersions, PollCount, StepError, field_path
 
 
 class ModelControlInput(Contract):
@@ -29,11 +29,6 @@ class ModelControlInput(Contract):
 
 class DescribedVersion(Contract):
     version: dict[str, Any] = Field(default_factory=dict)
-
-
-class ListedVersions(Contract):
-    versions: list[dict[str, Any]] = Field(default_factory=list)
-    count: int = 0
 
 
 class LedgerStamp(Contract):

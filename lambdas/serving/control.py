@@ -25,6 +25,7 @@ from lambdas.common.constants import (
 from lambdas.common.events import LifecyclePublisher
 from lambdas.common.settings import ProjectSettings
 from lambdas.serving import idle, policy
+from lambdas.serving.contracts import ModelControlInput
 from lambdas.serving.gateways import QueueBacklog, RekognitionModels, ServingTarget, TransitionStarter
 from lambdas.serving.state import ServingStore
 from lambdas.serving.windows import in_window
@@ -69,26 +70,23 @@ def transition_input(
     now: float | None = None,
     reason: str = "",
 ) -> dict[str, Any]:
-    """The model control state machine's input (see infra/constructs/serving.py)."""
+    """The model control state machine's input (`ModelControlInput`, read by
+    infra/workflows/model_control.py)."""
     now = time.time() if now is None else now
-    payload: dict[str, Any] = {
-        "project": target.project,
-        "action": transition,
-        "project_arn": target.project_arn,
-        "version_arn": target.version_arn,
-        "version_name": target.version_name,
-        "min_inference_units": settings.min_inference_units,
-        "poll_seconds": settings.model_poll_seconds,
-        "max_polls": policy.max_polls(settings.model_poll_seconds),
-        "polls": 0,
-        "attempt": attempt,
+    return ModelControlInput(
+        **asdict(target),  # the project and the production version's ARNs and name
+        action=transition,
+        min_inference_units=settings.min_inference_units,
         # Always present (null: no auto-scaling), so the state machine's choice never reads a missing path.
-        "max_inference_units": settings.max_inference_units,
+        max_inference_units=settings.max_inference_units,
+        poll_seconds=settings.model_poll_seconds,
+        max_polls=policy.max_polls(settings.model_poll_seconds),
+        polls=0,
+        attempt=attempt,
         # Expiry (epoch seconds, the table's TTL) of the usage-ledger items this transition writes.
-        "ledger_expires_at": int(now + USAGE_LEDGER_RETENTION_DAYS * 86400),
-        "reason": reason or "requested",  # why the controller asked: kept in the usage ledger
-    }
-    return payload
+        ledger_expires_at=int(now + USAGE_LEDGER_RETENTION_DAYS * 86400),
+        reason=reason or "requested",  # why the controller asked: kept in the usage ledger
+    ).model_dump()
 
 
 def control_project(

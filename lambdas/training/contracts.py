@@ -15,6 +15,7 @@ from typing import Any
 
 from pydantic import Field
 
+from lambdas.common import contracts
 from lambdas.common.contracts import Contract, PollCount, StepError, field_path
 
 
@@ -77,11 +78,9 @@ class CreatedVersion(Contract):
     ProjectVersionArn: str
 
 
-class ListedVersions(Contract):
+class ListedVersions(contracts.ListedVersions):
     """DescribeProjectVersions of one name: the list, its length, then the picked element."""
 
-    versions: list[dict[str, Any]] = Field(default_factory=list)
-    count: int = 0
     version: dict[str, Any] | None = None
     Status: str | None = None  # StartProjectVersion's answer, kept at the same place
 

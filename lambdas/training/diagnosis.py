@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 FIRST_LINES = 10  # lines in error quoted in the event and the reason
@@ -29,13 +29,8 @@ class LineError:
     message: str
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "dataset": self.dataset,
-            "line": self.line,
-            "source-ref": self.source_ref,
-            "code": self.code,
-            "message": self.message,
-        }
+        """The fields under their manifest names ("source-ref")."""
+        return {name.replace("_", "-"): value for name, value in asdict(self).items()}
 
 
 @dataclass

@@ -105,12 +105,12 @@ def run_gate(
         _tested_set(outputs, production_description),
         production is not None,
     )
+    # Both events name the new version the same way.
+    about_version = {"version_arn": version.arn, "version_name": version.name, "f1_score": version.f1_score}
     publisher.publish(
         EVENT_TRAINING_COMPLETED,
         project,
-        version_arn=version.arn,
-        version_name=version.name,
-        f1_score=version.f1_score,
+        **about_version,
         billable_training_seconds=description.get("BillableTrainingTimeInSeconds"),
         labels=labels,
     )
@@ -128,9 +128,7 @@ def run_gate(
         publisher.publish(
             EVENT_VERSION_REJECTED,
             project,
-            version_arn=version.arn,
-            version_name=version.name,
-            f1_score=version.f1_score,
+            **about_version,
             reason=decision.reason,
             production_version_arn=production.version_arn if production else None,
             production_f1_score=production.f1_score if production else None,

@@ -13,8 +13,8 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from lambdas.common import aws
 from lambdas.training import diagnosis
-from lambdas.training.clients import ServiceGateway
 
 
 def summary_location(description: dict[str, Any]) -> dict[str, Any] | None:
@@ -35,8 +35,11 @@ def asset_locations(description: dict[str, Any], result: str, part: str) -> list
     ]
 
 
-class TrainingOutputs(ServiceGateway):
-    SERVICE = "s3"
+class TrainingOutputs:
+    client = aws.LazyClient("s3")
+
+    def __init__(self, client: Any | None = None) -> None:
+        self._client = client
 
     def _get(self, location: dict[str, Any]) -> Any:
         arguments = {"Bucket": location["Bucket"], "Key": location["Name"]}

@@ -5,17 +5,16 @@ Every List/Describe call pages with MaxResults 100 and follows NextToken up to a
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from lambdas.common import aws
 from lambdas.common.constants import (
     FEATURE_CONTENT_MODERATION,
     FEATURE_CUSTOM_LABELS,
     REKOGNITION_MAX_RESULTS,
 )
-from lambdas.training.clients import ServiceGateway
 
 MAX_PAGES = 100  # 10,000 labels or versions: far beyond the service limits of one project
 
@@ -80,6 +79,11 @@ def _epoch(value: Any) -> float:
     return float(value)
 
 
+def _pages(**arguments: Any) -> dict[str, Any]:
+    """Arguments of a paginated call: MaxResults 100, MAX_PAGES pages at the most."""
+    return {**arguments, "MaxResults": REKOGNITION_MAX_RESULTS, "max_pages": MAX_PAGES}
+
+
 def version_info(raw: dict[str, Any]) -> VersionInfo:
     arn = raw["ProjectVersionArn"]
     f1 = (raw.get("EvaluationResult") or {}).get("F1Score")
@@ -93,8 +97,11 @@ def version_info(raw: dict[str, Any]) -> VersionInfo:
     )
 
 
-class TrainingRekognition(ServiceGateway):
-    SERVICE = "rekognition"
+class TrainingRekognition:
+    client = aws.LazyClient("rekognition")
+
+    def __init__(self, client: Any | None = None) -> None:
+        self._client = client
 
     def describe_project(self, name: str) -> ProjectInfo | None:
         # Without Features, only CUSTOM_LABELS projects are listed.
@@ -138,32 +145,20 @@ class TrainingRekognition(ServiceGateway):
                 entries=int((label.get("LabelStats") or {}).get("EntryCount") or 0),
                 bounding_boxes=int((label.get("LabelStats") or {}).get("BoundingBoxCount") or 0),
             )
-            for label in self._all_pages(
-                self.client.list_dataset_labels, "DatasetLabelDescriptions", DatasetArn=dataset_arn
+            for label in aws.iter_pages(
+                self.client.list_dataset_labels, "DatasetLabelDescriptions", **_pages(DatasetArn=dataset_arn)
             )
         ]
 
     def list_versions(self, project_arn: str) -> list[VersionInfo]:
         return [
             version_info(raw)
-            for raw in self._all_pages(
-                self.client.describe_project_versions, "ProjectVersionDescriptions", ProjectArn=project_arn
+            for raw in aws.iter_pages(
+                self.client.describe_project_versions,
+                "ProjectVersionDescriptions",
+                **_pages(ProjectArn=project_arn),
             )
         ]
-
-    @staticmethod
-    def _all_pages(
-        call: Callable[..., dict[str, Any]], key: str, **arguments: Any
-    ) -> Iterator[dict[str, Any]]:
-        """The items under `key` of every page (MaxResults 100, NextToken followed, MAX_PAGES at most)."""
-        arguments["MaxResults"] = REKOGNITION_MAX_RESULTS
-        for _ in range(MAX_PAGES):
-            response = call(**arguments)
-            yield from response.get(key, [])
-            token = response.get("NextToken")
-            if not token:
-                return
-            arguments["NextToken"] = token
 
     def describe_version(self, project_arn: str, version_name: str) -> VersionInfo | None:
         response = self.client.describe_project_versions(ProjectArn=project_arn, VersionNames=[version_name])

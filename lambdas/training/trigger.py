@@ -8,7 +8,7 @@ state table) makes "never two at once" hold even when two triggers race.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -62,14 +62,10 @@ class TriggerResult:
     detail: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "project": self.project,
-            "status": self.status,
-            "reason": self.reason,
-            "execution_arn": self.execution_arn,
-            "version_name": self.version_name,
-            **self.detail,
-        }
+        """The fields, with the entries of `detail` beside them."""
+        data = asdict(self)
+        detail = data.pop("detail")
+        return {**data, **detail}
 
 
 class Publisher(Protocol):

@@ -13,6 +13,7 @@ from lambdas.common.config import (
     GuardEnvironment,
     IngestionEnvironment,
 )
+from lambdas.training.environment import PreflightEnvironment, TrainingEnvironment, TriggerEnvironment
 from tests.infra.conftest import Synthesized
 
 POWERTOOLS = {"POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "POWERTOOLS_LOG_LEVEL"}
@@ -21,6 +22,20 @@ HANDLERS: dict[str, type[FunctionEnvironment]] = {
     "lambdas.detection.handler.handle": DetectionEnvironment,
     "lambdas.guard.handler.handle": GuardEnvironment,
     "lambdas.serving.controller.handle": ControllerEnvironment,
+    "lambdas.training.handlers.trigger.handle": TriggerEnvironment,
+    "lambdas.training.handlers.preflight.handle": PreflightEnvironment,
+    **{
+        f"lambdas.training.handlers.{step}.handle": TrainingEnvironment
+        for step in ("gate", "promote", "retention", "finish", "failure", "execution_end")
+    },
+}
+# The functions that read the application settings from SSM.
+READS_SETTINGS = {
+    "lambdas.ingestion.handler.handle",
+    "lambdas.detection.handler.handle",
+    "lambdas.guard.handler.handle",
+    "lambdas.serving.controller.handle",
+    "lambdas.training.handlers.trigger.handle",
 }
 
 
@@ -44,7 +59,7 @@ def test_every_variable_is_one_the_handler_reads_and_none_it_needs_is_missing(
     variables = _variables(whole_stack.template, handler) - POWERTOOLS
     assert variables <= declared, f"{handler} gets variables it never reads: {variables - declared}"
     assert required <= variables, f"{handler} lacks {required - variables}"
-    assert "SETTINGS_PARAMETER_NAME" in variables
+    assert ("SETTINGS_PARAMETER_NAME" in variables) == (handler in READS_SETTINGS)
 
 
 def test_the_detection_queue_reaches_the_controller_and_the_guard(whole_stack: Synthesized) -> None:

@@ -9,7 +9,7 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from lambdas.training.environment import TrainingEnvironment, now
+from lambdas.training.environment import now, run_recorded
 from lambdas.training.steps import run_execution_end
 
 logger = Logger()
@@ -18,5 +18,4 @@ logger = Logger()
 @logger.inject_lambda_context(log_event=True)
 def handle(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     detail = EventBridgeEvent(event).detail or {}
-    env = TrainingEnvironment.from_environ()
-    return run_execution_end(detail, store=env.store(), publisher=env.publisher(), now=now())
+    return run_recorded(run_execution_end, detail, now=now())

@@ -7,7 +7,7 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from lambdas.training.environment import TrainingEnvironment, now
+from lambdas.training.environment import now, run_recorded
 from lambdas.training.rekognition import TrainingRekognition
 from lambdas.training.steps import run_failure
 
@@ -18,7 +18,4 @@ logger = Logger()
 def handle(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """The state machine sends {"state": <the whole state at the failure>}."""
     state = event.get("state") or event
-    env = TrainingEnvironment.from_environ()
-    return run_failure(
-        state, store=env.store(), publisher=env.publisher(), rekognition=TrainingRekognition(), now=now()
-    ).model_dump()
+    return run_recorded(run_failure, state, rekognition=TrainingRekognition(), now=now())

@@ -8,7 +8,7 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from lambdas.training.contracts import GateRequest
-from lambdas.training.environment import TrainingEnvironment
+from lambdas.training.environment import run_recorded
 from lambdas.training.evaluation import run_gate
 from lambdas.training.outputs import TrainingOutputs
 from lambdas.training.rekognition import TrainingRekognition
@@ -19,11 +19,4 @@ logger = Logger()
 @logger.inject_lambda_context
 def handle(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     request = GateRequest.model_validate(event)
-    env = TrainingEnvironment.from_environ()
-    return run_gate(
-        request,
-        store=env.store(),
-        rekognition=TrainingRekognition(),
-        outputs=TrainingOutputs(),
-        publisher=env.publisher(),
-    ).model_dump()
+    return run_recorded(run_gate, request, rekognition=TrainingRekognition(), outputs=TrainingOutputs())

@@ -8,7 +8,7 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from lambdas.training.contracts import PromoteRequest
-from lambdas.training.environment import TrainingEnvironment
+from lambdas.training.environment import run_recorded
 from lambdas.training.promotion import run_promote
 
 logger = Logger()
@@ -16,6 +16,4 @@ logger = Logger()
 
 @logger.inject_lambda_context
 def handle(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    request = PromoteRequest.model_validate(event)
-    env = TrainingEnvironment.from_environ()
-    return run_promote(request, store=env.store(), publisher=env.publisher()).model_dump()
+    return run_recorded(run_promote, PromoteRequest.model_validate(event))

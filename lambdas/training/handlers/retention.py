@@ -8,7 +8,7 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from lambdas.training.contracts import RetentionRequest
-from lambdas.training.environment import TrainingEnvironment
+from lambdas.training.environment import run_recorded
 from lambdas.training.rekognition import TrainingRekognition
 from lambdas.training.steps import run_retention
 
@@ -18,7 +18,4 @@ logger = Logger()
 @logger.inject_lambda_context
 def handle(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     request = RetentionRequest.model_validate(event)
-    env = TrainingEnvironment.from_environ()
-    return run_retention(
-        request, rekognition=TrainingRekognition(), store=env.store(), publisher=env.publisher()
-    ).model_dump()
+    return run_recorded(run_retention, request, rekognition=TrainingRekognition())

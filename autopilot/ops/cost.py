@@ -16,13 +16,13 @@ writing (about 4 USD per inference-unit hour, 1 USD per training hour): pass you
 from __future__ import annotations
 
 import argparse
-import time
 from datetime import UTC, datetime
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from autopilot.ops.context import Context, add_command, iter_pages, project_items
+from lambdas.common import clock
 from lambdas.common.constants import ITEM_USAGE_PREFIX
 from lambdas.serving import usage
 
@@ -145,7 +145,7 @@ def show_cost(context: Context) -> int:
     from autopilot.ops.status import configured_projects
 
     args = context.args
-    now = time.time()
+    now = clock.now()
     since = now - args.since * 86400
     projects = args.project or configured_projects(context)
     report = [project_cost(context, project, since, now) for project in projects]

@@ -11,7 +11,6 @@ the detection results kept under `<project>/results/` (their times give detectio
 from __future__ import annotations
 
 import json
-import time
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -31,6 +30,7 @@ from autopilot.ops.context import (
     project_items,
 )
 from autopilot.ops.cost import DEFAULT_IU_HOUR_USD, ledger
+from lambdas.common import clock
 from lambdas.common.constants import EVENT_ENTRIES_REJECTED, ITEM_KEPT_EVENT_PREFIX, RESULTS_FOLDER
 from lambdas.common.production import get_production
 from lambdas.serving import usage
@@ -252,7 +252,7 @@ def data_section(context: Context, project: dict[str, Any]) -> DataSection:
 
 
 def serving_section(context: Context, project: str, days: float, price: float) -> ServingSection:
-    now = time.time()
+    now = clock.now()
     since = now - days * 86400
     entries = ledger(context, project)
     intervals = usage.clip(usage.intervals(entries, now), since, now)
@@ -271,7 +271,7 @@ def serving_section(context: Context, project: str, days: float, price: float) -
 
 def kept_rejections(context: Context, project: str, days: float) -> list[KeptRejection]:
     """The rejections published in the last `days` (ingestion keeps its entries.rejected events)."""
-    since = datetime.fromtimestamp(time.time() - days * 86400, UTC).isoformat()
+    since = datetime.fromtimestamp(clock.now() - days * 86400, UTC).isoformat()
     found: list[KeptRejection] = []
     prefix = f"{ITEM_KEPT_EVENT_PREFIX}{EVENT_ENTRIES_REJECTED}#"
     for item in project_items(context, project, prefix):
@@ -318,7 +318,7 @@ def gather(
     data.rejections = kept_rejections(context, project, days)
     report = ReportData(
         project=project,
-        generated_at=time.time(),
+        generated_at=clock.now(),
         evaluation=evaluation,
         previous=previous,
         data=data,

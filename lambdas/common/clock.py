@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 _now: Callable[[], float] = time.time
 _sleep: Callable[[float], None] = time.sleep
@@ -31,3 +32,8 @@ def install(now_fn: Callable[[], float], sleep_fn: Callable[[float], None]) -> N
 
 def reset() -> None:
     install(time.time, time.sleep)
+
+
+def utcnow() -> datetime:
+    """The current time as an aware UTC datetime, on the same clock as `now`."""
+    return datetime.fromtimestamp(_now(), UTC)

@@ -14,12 +14,11 @@ import json
 import logging
 import uuid
 from collections.abc import Collection
-from datetime import UTC, datetime
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from lambdas.common import aws
+from lambdas.common import aws, clock
 from lambdas.common.constants import (
     ATTR_EVENT_TYPE,
     ATTR_PROJECT,
@@ -44,7 +43,7 @@ def lifecycle_envelope(event_type: str, project: Any, time: Any, detail: dict[st
 
 
 def lifecycle_message(event_type: str, project: str, detail: dict[str, Any]) -> dict[str, Any]:
-    return lifecycle_envelope(event_type, project, datetime.now(UTC).isoformat(), detail)
+    return lifecycle_envelope(event_type, project, clock.utcnow().isoformat(), detail)
 
 
 class LifecyclePublisher:
@@ -98,7 +97,7 @@ class KeepingPublisher:
 
     def _keep(self, event_type: str, project: str, message: dict[str, Any]) -> None:
         text = json.dumps(message, default=str)[:KEPT_MESSAGE_MAX_CHARS]
-        expires = int(datetime.now(UTC).timestamp()) + KEPT_EVENT_DAYS * 86400
+        expires = int(clock.utcnow().timestamp()) + KEPT_EVENT_DAYS * 86400
         sort_key = f"{ITEM_KEPT_EVENT_PREFIX}{event_type}#{message['time']}#{uuid.uuid4().hex[:8]}"
         try:
             (self._dynamodb or aws.client("dynamodb")).put_item(

@@ -6,13 +6,13 @@ Everything AWS is injected through `ControllerDeps`, so tests run this with fake
 from __future__ import annotations
 
 import re
-import time
 import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from lambdas.common import clock
 from lambdas.common.constants import (
     EVENT_MODEL_START_ABANDONED,
     EVENT_MODEL_STARTING,
@@ -72,7 +72,7 @@ def transition_input(
 ) -> dict[str, Any]:
     """The model control state machine's input (`ModelControlInput`, read by
     infra/workflows/model_control.py)."""
-    now = time.time() if now is None else now
+    now = clock.now() if now is None else now
     return ModelControlInput(
         **asdict(target),  # the project and the production version's ARNs and name
         action=transition,

@@ -7,11 +7,12 @@ validates its environment with (`from_environ`) and the stack builds it from (`v
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, Field
 
+from lambdas.common import clock
 from lambdas.common.config import FunctionEnvironment
 from lambdas.common.constants import (
     ENV_BUCKET,
@@ -59,4 +60,4 @@ def run_recorded(use_case: Callable[..., Any], subject: Any, **dependencies: Any
 
 
 def now() -> datetime:
-    return datetime.now(UTC)
+    return clock.utcnow()

@@ -12,6 +12,7 @@ import re
 import secrets
 from datetime import UTC, datetime
 
+from lambdas.common import clock
 from lambdas.common.settings import AppSettings, ProjectSettings
 
 VERSION_NAME_MAX = 255
@@ -30,7 +31,7 @@ LOCK_MARGIN_SECONDS = 3600
 
 def version_name(project: str, now: datetime | None = None, suffix: str | None = None) -> str:
     """E.g. "digits.2026-11-21T18.00.00.a1b2c3" (the console's style, plus a random suffix)."""
-    stamp = (now or datetime.now(UTC)).astimezone(UTC).strftime("%Y-%m-%dT%H.%M.%S")
+    stamp = (now or clock.utcnow()).astimezone(UTC).strftime("%Y-%m-%dT%H.%M.%S")
     tail = f".{stamp}.{suffix or secrets.token_hex(3)}"
     head = _VERSION_UNSAFE.sub("-", project)[: VERSION_NAME_MAX - len(tail)]
     return f"{head}{tail}"
@@ -44,7 +45,7 @@ def is_version_name_of(project: str, name: str) -> bool:
 
 def execution_name(project: str, now: datetime | None = None, suffix: str | None = None) -> str:
     """E.g. "digits-20261121T180000Z-a1b2c3": doubles as the training lock token."""
-    stamp = (now or datetime.now(UTC)).astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+    stamp = (now or clock.utcnow()).astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
     tail = f"-{stamp}-{suffix or secrets.token_hex(3)}"
     head = _EXECUTION_UNSAFE.sub("-", project)[: EXECUTION_NAME_MAX - len(tail)]
     return f"{head}{tail}"

@@ -10,9 +10,10 @@ version.promoted event.
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
+from lambdas.common import clock
 from lambdas.common.constants import EVENT_VERSION_PROMOTED
 from lambdas.common.production import DatasetSnapshot, ProductionRecord
 from lambdas.training.contracts import FailureReport, PromoteRequest, PromoteResult
@@ -38,7 +39,7 @@ def build_record(
         version_arn=version_arn,
         version_name=version_name,
         f1_score=float(f1_score),
-        promoted_at=(now or datetime.now(UTC)).isoformat(),
+        promoted_at=(now or clock.utcnow()).isoformat(),
         dataset_snapshot=DatasetSnapshot.from_dict(snapshot),
         previous_version_arn=previous_version_arn,
         execution_arn=execution_arn,

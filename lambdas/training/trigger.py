@@ -9,9 +9,10 @@ state table) makes "never two at once" hold even when two triggers race.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Protocol
 
+from lambdas.common import clock
 from lambdas.common.constants import (
     EVENT_TRAINING_SKIPPED,
     FEATURE_CONTENT_MODERATION,
@@ -282,7 +283,7 @@ def request_training(
     manifests: ManifestReader | None = None,
     now: datetime | None = None,
 ) -> TriggerResult:
-    now = now or datetime.now(UTC)
+    now = now or clock.utcnow()
     project_settings = settings.project(request.project)
 
     def skipped(reason: str, **detail: Any) -> TriggerResult:

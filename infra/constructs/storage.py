@@ -61,6 +61,7 @@ class Storage(Construct):
             server_access_logs_bucket=self.access_logs,
             server_access_logs_prefix="data/",
             lifecycle_rules=[s3.LifecycleRule(noncurrent_version_expiration=Duration.days(30))],
+            cors=_human_review_cors(settings),
         )
         self._grant_rekognition_service(self.bucket)
         self._grant_adapter_auto_update(self.bucket, settings)
@@ -238,3 +239,13 @@ class Storage(Construct):
 
 def _string_key(name: str) -> dynamodb.Attribute:
     return dynamodb.Attribute(name=name, type=dynamodb.AttributeType.STRING)
+
+
+def _human_review_cors(settings: AppSettings) -> list[s3.CorsRule] | None:
+    """A2I shows the reviewers the images of a human loop from this bucket, and its guide requires a
+    CORS rule on the buckets holding the input images ("CORS Permission Requirement", Amazon
+    Augmented AI: GET from any origin). CORS grants no access (the worker UI reads through signed
+    URLs), so the rule is only added when some project configures a flow definition."""
+    if not any(project.human_loop_flow_definition_arn for project in settings.projects.values()):
+        return None
+    return [s3.CorsRule(allowed_methods=[s3.HttpMethods.GET], allowed_origins=["*"])]

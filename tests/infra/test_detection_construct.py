@@ -168,3 +168,17 @@ def test_human_loops_may_start_only_on_the_configured_flow_definitions(
         "arn:aws:sagemaker:us-east-1:123456789012:flow-definition/moderation-review",
     ]
     assert "Condition" not in statement
+    # and the data bucket carries the CORS rule the A2I guide requires for input images
+    [bucket] = [
+        b
+        for b in template.find_resources("AWS::S3::Bucket").values()
+        if "VersioningConfiguration" in b["Properties"]
+    ]
+    assert bucket["Properties"]["CorsConfiguration"]["CorsRules"] == [
+        {"AllowedMethods": ["GET"], "AllowedOrigins": ["*"]}
+    ]
+
+
+def test_no_cors_on_the_data_bucket_without_human_review(template: Template) -> None:
+    buckets = template.find_resources("AWS::S3::Bucket").values()
+    assert buckets and not any("CorsConfiguration" in b["Properties"] for b in buckets)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from infra.workflows.adapter_states import adapter_states
 from infra.workflows.asl import Path, bounded_poll, catch, lifecycle_message, parameters, publish_lifecycle
 from infra.workflows.training_states import (
     REPORT,
@@ -39,7 +40,6 @@ from lambdas.common.constants import (
     EVENT_SOURCE,
     EVENT_TRAINING_DATASET_SPLIT,
     EVENT_TRAINING_STARTED,
-    FEATURE_CONTENT_MODERATION,
     VERSION_TAG_MANAGED_BY,
 )
 from lambdas.common.contracts import checked_fields
@@ -47,7 +47,6 @@ from lambdas.training.contracts import (
     FailureRequest,
     FinishRequest,
     GateRequest,
-    PreflightOutput,
     PreflightRequest,
     PromoteRequest,
     RetentionRequest,
@@ -174,11 +173,6 @@ def training_definition(targets: TrainingTargets, *, timeout_seconds: int) -> di
             )
         )
 
-    test_manifest = state_path("adapter", "test_manifest")
-    has_test_manifest = {
-        "And": [{"Variable": test_manifest, "IsPresent": True}, {"Variable": test_manifest, "IsNull": False}]
-    }
-    has_threshold = {"Variable": state_path("settings", "moderation_confidence_threshold"), "IsNumeric": True}
     split_status = (state_path("split", "train", "Status"), state_path("split", "test", "Status"))
     old_version_arn = read("gate", "production", "version_arn")
     new_version_arn = read("created", "ProjectVersionArn")
@@ -190,46 +184,7 @@ def training_definition(targets: TrainingTargets, *, timeout_seconds: int) -> di
             "Next": "TrainsFromManifests?",
         },
         # 0. Models train from the project's datasets; moderation adapters from its manifests.
-        "TrainsFromManifests?": {
-            "Type": "Choice",
-            "Choices": [
-                {
-                    "Variable": state_path("settings", "feature"),
-                    "StringEquals": FEATURE_CONTENT_MODERATION,
-                    "Next": "AdapterPreflight",
-                }
-            ],
-            "Default": "DescribeTestDataset",
-        },
-        "AdapterPreflight": {
-            "Type": "Pass",
-            "Comment": "The trigger read the manifests' versions and line counts",
-            "Parameters": parameters(
-                checked_fields(
-                    PreflightOutput,
-                    {
-                        "task": "moderation",
-                        "description": read("adapter", "description"),
-                        "snapshot": read("snapshot"),
-                    },
-                )
-            ),
-            "ResultPath": state_path("preflight"),
-            "Next": "AdapterRequest?",
-        },
-        "AdapterRequest?": {
-            "Type": "Choice",
-            "Choices": [
-                {"And": [has_test_manifest, has_threshold], "Next": "CreateAdapterVersion"},
-                {**has_test_manifest, "Next": "CreateAdapterVersionWithoutThreshold"},
-                {**has_threshold, "Next": "CreateAutoSplitAdapterVersion"},
-            ],
-            "Default": "CreateAutoSplitAdapterVersionWithoutThreshold",
-        },
-        "CreateAdapterVersion": create_version(adapter=True, manifests="assets"),
-        "CreateAdapterVersionWithoutThreshold": create_version(adapter=False, manifests="assets"),
-        "CreateAutoSplitAdapterVersion": create_version(adapter=True, manifests="auto"),
-        "CreateAutoSplitAdapterVersionWithoutThreshold": create_version(adapter=False, manifests="auto"),
+        **adapter_states(create_version, datasets_start="DescribeTestDataset"),
         # 1. Split when the TEST dataset is empty.
         "DescribeTestDataset": guarded(
             rekognition(

@@ -111,35 +111,23 @@ class DatasetGateway:
     def ensure_adapter_project(self, name: str, *, auto_update: bool) -> ProjectDatasets:
         """A CONTENT_MODERATION project, created when missing, without datasets: adapters train from
         manifests (CreateProjectVersion TrainingData/TestingData), and the project must have none."""
-        description = self.find_project(name, FEATURE_CONTENT_MODERATION)
         result = ProjectDatasets(project_arn="")
-        if description is None:
-            try:
-                self.client.create_project(
-                    ProjectName=name,
-                    Feature=FEATURE_CONTENT_MODERATION,
-                    AutoUpdate="ENABLED" if auto_update else "DISABLED",
-                )
-                result.created_project = True
-            except ClientError as error:
-                if _code(error) != "ResourceInUseException":  # created meanwhile by a concurrent call
-                    raise
-            description = self.find_project(name, FEATURE_CONTENT_MODERATION)
-            if description is None:
-                raise DatasetBusy(f"project {name} is not visible yet after CreateProject")
-        result.project_arn = description["ProjectArn"]
+        self._find_or_create_project(
+            result,
+            ProjectName=name,
+            Feature=FEATURE_CONTENT_MODERATION,
+            AutoUpdate="ENABLED" if auto_update else "DISABLED",
+        )
         return result
 
-    def ensure_project(self, name: str, feature: str, deadline: float) -> ProjectDatasets:
-        """The project with its TRAIN and TEST datasets, creating whatever is missing."""
+    def _find_or_create_project(self, result: ProjectDatasets, **arguments: str) -> dict[str, Any]:
+        """The project's description, after CreateProject(`arguments`) when it is missing; records
+        the ARN (and whether this call created it) in `result`."""
+        name, feature = arguments["ProjectName"], arguments["Feature"]
         description = self.find_project(name, feature)
-        result = ProjectDatasets(project_arn="")
         if description is None:
-            arguments: dict[str, Any] = {"ProjectName": name, "Feature": feature}
-            if feature == FEATURE_CONTENT_MODERATION:
-                arguments["AutoUpdate"] = "ENABLED"
             try:
-                result.project_arn = self.client.create_project(**arguments)["ProjectArn"]
+                self.client.create_project(**arguments)
                 result.created_project = True
             except ClientError as error:
                 if _code(error) != "ResourceInUseException":  # created meanwhile by a concurrent call
@@ -148,6 +136,15 @@ class DatasetGateway:
             if description is None:
                 raise DatasetBusy(f"project {name} is not visible yet after CreateProject")
         result.project_arn = description["ProjectArn"]
+        return description
+
+    def ensure_project(self, name: str, feature: str, deadline: float) -> ProjectDatasets:
+        """The project with its TRAIN and TEST datasets, creating whatever is missing."""
+        result = ProjectDatasets(project_arn="")
+        arguments = {"ProjectName": name, "Feature": feature}
+        if feature == FEATURE_CONTENT_MODERATION:
+            arguments["AutoUpdate"] = "ENABLED"
+        description = self._find_or_create_project(result, **arguments)
         for dataset in description.get("Datasets", []):
             result.datasets[dataset["DatasetType"]] = dataset["DatasetArn"]
         for dataset_type in DATASET_TYPES:

@@ -149,39 +149,44 @@ class Storage(Construct):
 
     def _grant_rekognition_service(self, bucket: s3.Bucket) -> None:
         """Bucket policy the rekognition service principal needs for datasets and training output."""
-        stack = Stack.of(self)
-        principal = iam.ServicePrincipal("rekognition.amazonaws.com")
-        condition = {"StringEquals": {"aws:SourceAccount": stack.account}}
-        bucket.add_to_resource_policy(
-            iam.PolicyStatement(
-                sid="RekognitionBucketAccess",
-                principals=[principal],
-                actions=["s3:GetBucketAcl", "s3:GetBucketLocation"],
-                resources=[bucket.bucket_arn],
-                conditions=condition,
-            )
+        self._allow_rekognition(
+            bucket,
+            "RekognitionBucketAccess",
+            ["s3:GetBucketAcl", "s3:GetBucketLocation"],
+            [bucket.bucket_arn],
         )
-        bucket.add_to_resource_policy(
-            iam.PolicyStatement(
-                sid="RekognitionReadImages",
-                principals=[principal],
-                actions=["s3:GetObject", "s3:GetObjectAcl", "s3:GetObjectVersion", "s3:GetObjectTagging"],
-                resources=[bucket.arn_for_objects("*")],
-                conditions=condition,
-            )
+        self._allow_rekognition(
+            bucket,
+            "RekognitionReadImages",
+            ["s3:GetObject", "s3:GetObjectAcl", "s3:GetObjectVersion", "s3:GetObjectTagging"],
+            [bucket.arn_for_objects("*")],
         )
+        self._allow_rekognition(
+            bucket,
+            "RekognitionWriteTrainingOutput",
+            ["s3:PutObject"],
+            [bucket.arn_for_objects("*/training-output/*")],
+            {"s3:x-amz-acl": "bucket-owner-full-control"},
+        )
+
+    def _allow_rekognition(
+        self,
+        bucket: s3.Bucket,
+        sid: str,
+        actions: list[str],
+        resources: list[str],
+        string_equals: dict[str, str] | None = None,
+    ) -> None:
+        """One bucket-policy statement for the rekognition service principal, limited to this
+        stack's account (aws:SourceAccount) and to `string_equals` when given."""
         bucket.add_to_resource_policy(
             iam.PolicyStatement(
-                sid="RekognitionWriteTrainingOutput",
-                principals=[principal],
-                actions=["s3:PutObject"],
-                resources=[bucket.arn_for_objects("*/training-output/*")],
+                sid=sid,
+                principals=[iam.ServicePrincipal("rekognition.amazonaws.com")],
+                actions=actions,
+                resources=resources,
                 conditions={
-                    **condition,
-                    "StringEquals": {
-                        "aws:SourceAccount": stack.account,
-                        "s3:x-amz-acl": "bucket-owner-full-control",
-                    },
+                    "StringEquals": {"aws:SourceAccount": Stack.of(self).account, **(string_equals or {})}
                 },
             )
         )
@@ -204,36 +209,20 @@ class Storage(Construct):
         )
         if not projects:
             return
-        principal = iam.ServicePrincipal("rekognition.amazonaws.com")
-        condition = {"StringEquals": {"aws:SourceAccount": Stack.of(self).account}}
-        bucket.add_to_resource_policy(
-            iam.PolicyStatement(
-                sid="AllowRekognitionAutoUpdateActions",
-                principals=[principal],
-                actions=["s3:ListBucket"],
-                resources=[bucket.bucket_arn],
-                conditions=condition,
-            )
+        self._allow_rekognition(
+            bucket, "AllowRekognitionAutoUpdateActions", ["s3:ListBucket"], [bucket.bucket_arn]
         )
-        bucket.add_to_resource_policy(
-            iam.PolicyStatement(
-                sid="AllowRekognitionAutoUpdateReads",
-                principals=[principal],
-                actions=["s3:GetObject", "s3:GetObjectVersion"],
-                resources=[bucket.arn_for_objects(f"{project}/*") for project in projects],
-                conditions=condition,
-            )
+        self._allow_rekognition(
+            bucket,
+            "AllowRekognitionAutoUpdateReads",
+            ["s3:GetObject", "s3:GetObjectVersion"],
+            [bucket.arn_for_objects(f"{project}/*") for project in projects],
         )
-        bucket.add_to_resource_policy(
-            iam.PolicyStatement(
-                sid="AllowRekognitionAutoUpdateOutput",
-                principals=[principal],
-                actions=["s3:PutObject"],
-                resources=[
-                    bucket.arn_for_objects(f"{project}/{TRAINING_OUTPUT_FOLDER}/*") for project in projects
-                ],
-                conditions=condition,
-            )
+        self._allow_rekognition(
+            bucket,
+            "AllowRekognitionAutoUpdateOutput",
+            ["s3:PutObject"],
+            [bucket.arn_for_objects(f"{project}/{TRAINING_OUTPUT_FOLDER}/*") for project in projects],
         )
 
 

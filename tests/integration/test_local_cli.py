@@ -394,11 +394,12 @@ def test_cost_of_a_scripted_start_stop_sequence(stack: LocalRuntime) -> None:
     )
     # When
     code, output = cli("cost", "--project", PROJECT, "--since", "1", "--price-per-iu-hour", "4")
-    # Then the IU-hours match within the few real milliseconds between the ledger write and the
-    # event, which the local clock stretches by its speed (50 ms real = SPEED x 50 ms simulated)
+    # Then the IU-hours match within the real time between the state that stamps the ledger and the
+    # state that publishes the event, which the local clock stretches by its speed: up to about one
+    # real second for both ends of an interval on a loaded 2-core machine (SPEED x 1 s simulated)
     assert code == 0
     (report,) = output["projects"]
-    assert report["iu_hours"] == pytest.approx(expected, abs=SPEED * 0.05 / 3600)
+    assert report["iu_hours"] == pytest.approx(expected, abs=SPEED * 1.0 / 3600)
     assert report["iu_usd"] == pytest.approx(4 * report["iu_hours"])
     assert len(report["intervals"]) == len(running) and not any(
         i["still_running"] for i in report["intervals"]
